@@ -1,0 +1,180 @@
+/**
+ * The core's view of storage: the stored shapes of promises, tasks, schedules and
+ * queued messages, the synchronous `StateReader` a step reads through, and the
+ * `Changes` a step produces. Stores implement the reader and apply the changes;
+ * they hold no protocol logic (ADR 0001).
+ *
+ * Invariants (checked in `core/invariants.ts`, cited as S1…):
+ *  S1  A stored promise is `armed` iff it is stored `pending` and external (C1).
+ *  S2  A stored task is `acquired` iff `pid`, `ttl` and `expiresAt` are set, and
+ *      `pending` iff `retryAt` is set (L3: the timer kind is a function of state).
+ *  S3  Suspended and fulfilled tasks have an empty resume list.
+ */
+import type {
+  OutgoingMessage,
+  PromiseRecord,
+  PromiseState,
+  ScheduleRecord,
+  Tags,
+  TaskState,
+} from "../protocol/records.js";
+
+/** A promise as stored: its state is the stored one, not the projection (§3.1). */
+export interface StoredPromise extends PromiseRecord {
+  /** S1: the sweeper must fire this promise's deadline (R1). */
+  armed: boolean;
+}
+
+export interface StoredTask {
+  id: string;
+  state: TaskState;
+  version: number;
+  /** Ordered, duplicate-free ids of awaited promises that settled (§2.3). */
+  resumeIds: string[];
+  pid?: string;
+  ttl?: number;
+  /** Lease deadline; acquired only. */
+  expiresAt?: number;
+  /** Next dispatch instant; pending only. */
+  retryAt?: number;
+}
+
+export type StoredSchedule = ScheduleRecord;
+
+/**
+ * A queued outgoing message (P8: keyed, not a log). `execute` is keyed by task id,
+ * `unblock` by promise id and address, so a newer message replaces an older one.
+ */
+export interface OutboxEntry {
+  key: string;
+  address: string;
+  message: OutgoingMessage;
+  createdAt: number;
+}
+
+export function executeKey(taskId: string): string {
+  return `execute:${taskId}`;
+}
+
+export function unblockKey(promiseId: string, address: string): string {
+  return `unblock:${promiseId}:notify:${address}`;
+}
+
+export interface PromiseQuery {
+  /** Only ids starting with this prefix. */
+  idPrefix?: string;
+  /** Stored states to include; absent means all. */
+  states?: readonly PromiseState[];
+  /** Every key/value must be present in the promise's tags. */
+  tags?: Tags;
+  /** Only ids strictly greater than this. */
+  after?: string;
+  limit: number;
+}
+
+export interface TaskQuery {
+  states?: readonly TaskState[];
+  after?: string;
+  limit: number;
+}
+
+export interface ScheduleQuery {
+  /** Every key/value must be present in the schedule's `promiseTags`. */
+  tags?: Tags;
+  after?: string;
+  limit: number;
+}
+
+export interface OutboxQuery {
+  /** Only messages whose address starts with one of these prefixes. */
+  addressPrefixes?: readonly string[];
+  /** Only messages whose key is strictly greater than this. */
+  after?: string;
+  limit: number;
+}
+
+/** Ids whose timers are due at an instant, each list ordered by deadline then id. */
+export interface DueWork {
+  /** Armed promises with `timeoutAt <= now` (R1). */
+  promiseIds: string[];
+  /** Pending tasks with `retryAt <= now` (R6) and acquired tasks with `expiresAt <= now` (R5). */
+  taskIds: string[];
+  /** Schedules with `nextRunAt <= now` (R7). */
+  scheduleIds: string[];
+}
+
+/**
+ * Synchronous reads a step needs. Results are sorted by id unless stated, and are
+ * fresh copies the caller may keep. An asynchronous store serves these from a
+ * snapshot it loaded first (ADR 0001).
+ */
+export interface StateReader {
+  promise(id: string): StoredPromise | undefined;
+  task(id: string): StoredTask | undefined;
+  schedule(id: string): StoredSchedule | undefined;
+  /** Awaiter ids registered on `awaited`, sorted. */
+  callbacks(awaited: string): string[];
+  /** Listener addresses registered on `awaited`, sorted. */
+  listeners(awaited: string): string[];
+  /** Promises whose `resonate:branch` tag equals `branch`, sorted by id (preload, §3.8). */
+  promisesInBranch(branch: string): StoredPromise[];
+  searchPromises(query: PromiseQuery): StoredPromise[];
+  searchTasks(query: TaskQuery): StoredTask[];
+  searchSchedules(query: ScheduleQuery): StoredSchedule[];
+  /** At most `limit` ids of each kind whose timers are due at `now`. */
+  due(now: number, limit: number): DueWork;
+  /** The earliest armed timer of any kind, or undefined when none is armed. */
+  nextDueAt(): number | undefined;
+  /** Queued messages, sorted by key. */
+  outbox(query: OutboxQuery): OutboxEntry[];
+  /** Every callback and listener, for `debug.snap`. */
+  allCallbacks(): { awaited: string; awaiter: string }[];
+  allListeners(): { awaited: string; address: string }[];
+}
+
+/**
+ * What one step changes. Records are written whole (upserts); callback and
+ * listener sets are replaced per awaited promise; `reset` empties everything
+ * before the rest applies.
+ */
+export interface Changes {
+  reset: boolean;
+  promises: StoredPromise[];
+  tasks: StoredTask[];
+  schedules: StoredSchedule[];
+  deletedSchedules: string[];
+  /** Full callback set per awaited id after the step. */
+  callbacks: Map<string, string[]>;
+  /** Full listener set per awaited id after the step. */
+  listeners: Map<string, string[]>;
+  outbox: OutboxEntry[];
+  deletedOutbox: string[];
+}
+
+export function emptyChanges(): Changes {
+  return {
+    reset: false,
+    promises: [],
+    tasks: [],
+    schedules: [],
+    deletedSchedules: [],
+    callbacks: new Map(),
+    listeners: new Map(),
+    outbox: [],
+    deletedOutbox: [],
+  };
+}
+
+export function isEmptyChanges(changes: Changes): boolean {
+  return (
+    !changes.reset &&
+    changes.promises.length === 0 &&
+    changes.tasks.length === 0 &&
+    changes.schedules.length === 0 &&
+    changes.deletedSchedules.length === 0 &&
+    changes.callbacks.size === 0 &&
+    changes.listeners.size === 0 &&
+    changes.outbox.length === 0 &&
+    changes.deletedOutbox.length === 0
+  );
+}

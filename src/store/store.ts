@@ -1,0 +1,43 @@
+/**
+ * The storage boundary (ADR 0001). A store is dumb: it reads what a step asks for
+ * and applies the changes a step returns, inside one transaction. All protocol
+ * logic lives in `core/`; every store runs the same steps.
+ *
+ * `transaction(work)` runs `work` synchronously against a transaction handle and
+ * commits when it returns. A store whose driver is asynchronous (pg) serves the
+ * reads from a snapshot it loads first and may run `work` again, whole, after a
+ * read miss or a serialization conflict, so `work` must be a function of what it
+ * reads (steps are). A store that cannot be reached throws `StoreUnavailableError`;
+ * nothing of that transaction was applied.
+ */
+import type { Changes, StateReader } from "../core/state.js";
+
+export interface StoreTransaction extends StateReader {
+  /** Applies one step's changes; later reads in this transaction see them. */
+  apply(changes: Changes): void;
+}
+
+export interface StoreStats {
+  /** Transactions committed since the store was opened. */
+  commits: number;
+}
+
+export interface Store {
+  /** What this store is, for logs and `/ready`: `memory`, `sqlite:<path>`, … */
+  readonly description: string;
+  readonly stats: StoreStats;
+  transaction<T>(work: (tx: StoreTransaction) => T): Promise<T>;
+  /** Resolves when the store answers; rejects with `StoreUnavailableError` otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The store could not be reached or could not commit; the request may be retried (503). */
+export class StoreUnavailableError extends Error {
+  override name = "StoreUnavailableError";
+}
+
+/** The store's schema is newer than this build understands, or otherwise unusable. */
+export class StoreSchemaError extends Error {
+  override name = "StoreSchemaError";
+}
