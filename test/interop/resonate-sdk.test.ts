@@ -1,0 +1,350 @@
+/**
+ * Interop: the official TypeScript SDK (@resonatehq/sdk 0.11.5) against a real
+ * `pledge serve` (SQLite store). Workers and clients are separate `node`
+ * processes (test/interop/workers/*.mjs) so that one can be SIGKILLed. What the
+ * SDK puts on the wire is described in docs/interop.md.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, "../..");
+const CLI = join(ROOT, "dist/cli/main.js");
+const WORKERS = join(HERE, "workers");
+const LEASE_MS = 2000;
+
+interface Event {
+  event: string;
+  pid: number;
+  [key: string]: unknown;
+}
+
+interface Waiter {
+  pred: (e: Event) => boolean;
+  resolve: (e: Event) => void;
+}
+
+/** A child process whose `@@{json}` stdout lines are parsed into events. */
+class Proc {
+  readonly output: string[] = [];
+  readonly events: Event[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private waiters: Waiter[] = [];
+  private exitListeners: (() => void)[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    this.exited = new Promise((resolveExit) => {
+      child.on("exit", (code, signal) => {
+        this.exitInfo = { code, signal };
+        this.output.push(`[exit code=${code} signal=${signal}]`);
+        for (const l of this.exitListeners) l();
+        resolveExit({ code, signal });
+      });
+    });
+    this.pipe(child.stdout, "out");
+    this.pipe(child.stderr, "err");
+  }
+
+  private pipe(stream: NodeJS.ReadableStream | null, tag: string): void {
+    if (!stream) return;
+    let buf = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => {
+      buf += chunk;
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        this.line(buf.slice(0, nl), tag);
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+      }
+    });
+  }
+
+  private line(text: string, tag: string): void {
+    this.output.push(`${tag}| ${text}`);
+    if (this.output.length > 400) this.output.splice(0, this.output.length - 400);
+    if (tag !== "out" || !text.startsWith("@@")) return;
+    let e: Event;
+    try {
+      e = JSON.parse(text.slice(2)) as Event;
+    } catch {
+      return;
+    }
+    this.events.push(e);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.pred(e)) return true;
+      w.resolve(e);
+      return false;
+    });
+  }
+
+  /** Resolves with the first event (past or future) matching `pred`; rejects on an `error` event, exit or timeout. */
+  waitFor(what: string, pred: (e: Event) => boolean, timeoutMs: number): Promise<Event> {
+    return new Promise((resolveWait, rejectWait) => {
+      const done = (err: Error | undefined, e?: Event) => {
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        this.exitListeners = this.exitListeners.filter((l) => l !== onExit);
+        if (err) rejectWait(err);
+        else resolveWait(e as Event);
+      };
+      const waiter: Waiter = {
+        pred: (e) => pred(e) || e.event === "error",
+        resolve: (e) =>
+          e.event === "error" && !pred(e)
+            ? done(
+                new Error(`${this.name} reported an error while waiting for ${what}: ${String(e.message)}`),
+              )
+            : done(undefined, e),
+      };
+      const onExit = () => {
+        // Let the last stdout chunk be parsed before giving up.
+        setTimeout(
+          () => done(new Error(`${this.name} exited (${JSON.stringify(this.exitInfo)}) before ${what}`)),
+          50,
+        );
+      };
+      const timer = setTimeout(
+        () => done(new Error(`timed out after ${timeoutMs} ms waiting for ${this.name}: ${what}`)),
+        timeoutMs,
+      );
+      const past = this.events.find(waiter.pred);
+      if (past) {
+        waiter.resolve(past);
+        return;
+      }
+      this.waiters.push(waiter);
+      if (this.exitInfo) onExit();
+      else this.exitListeners.push(onExit);
+    });
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    if (this.exitInfo) return;
+    this.child.kill(signal);
+    await this.exited;
+  }
+}
+
+let dataDir = "";
+let serverUrl = "";
+let server: Proc | undefined;
+const procs = new Set<Proc>();
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, rejectPort) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", rejectPort);
+    srv.listen(0, "127.0.0.1", () => {
+      const address = srv.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+function uid(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+function spawnScript(name: string, script: string, args: string[], env: Record<string, string>): Proc {
+  const child = spawn(process.execPath, [join(WORKERS, script), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, PLEDGE_URL: serverUrl, TTL_MS: String(LEASE_MS), ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const p = new Proc(name, child);
+  procs.add(p);
+  return p;
+}
+
+/** Everything the processes printed, for failure messages. */
+function diagnostics(): string {
+  const all = [...(server ? [server] : []), ...procs];
+  return all.map((p) => `--- ${p.name} ---\n${p.output.slice(-60).join("\n")}`).join("\n");
+}
+
+/** Awaits `promise`; on failure rethrows with the processes' output attached. */
+async function withDiagnostics<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(`${message}\n${diagnostics()}`);
+  }
+}
+
+async function waitForHealth(url: string, proc: Proc, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitInfo) throw new Error(`pledge serve exited early: ${JSON.stringify(proc.exitInfo)}`);
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`pledge serve did not answer GET /health within ${timeoutMs} ms`);
+}
+
+let serverReady: Promise<void> | undefined;
+
+/**
+ * Starts one `pledge serve` for the whole file, on first use. Called from each
+ * test (not from a beforeAll hook) so that a missing build or a server that does
+ * not come up fails every test by name instead of marking them skipped.
+ */
+function ensureServer(): Promise<void> {
+  serverReady ??= (async () => {
+    if (!existsSync(CLI)) {
+      throw new Error(`${CLI} does not exist: run \`npm run build\` before the interop tests`);
+    }
+    dataDir = mkdtempSync(join(tmpdir(), "pledge-interop-"));
+    const port = await freePort();
+    serverUrl = `http://127.0.0.1:${port}`;
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        "serve",
+        "--port",
+        String(port),
+        "--store",
+        `sqlite:${join(dataDir, "p.db")}`,
+        "--retry-timeout",
+        "1s",
+        "--log-level",
+        "warn",
+      ],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    server = new Proc("pledge serve", child);
+    await withDiagnostics(waitForHealth(serverUrl, server, 15_000));
+  })();
+  return serverReady;
+}
+
+afterEach(async () => {
+  await Promise.all([...procs].map((p) => p.kill("SIGKILL")));
+  procs.clear();
+});
+
+afterAll(async () => {
+  await Promise.all([...procs].map((p) => p.kill("SIGKILL")));
+  procs.clear();
+  if (server && !server.exitInfo) {
+    server.child.kill("SIGTERM");
+    const forced = setTimeout(() => server?.child.kill("SIGKILL"), 3000);
+    await server.exited;
+    clearTimeout(forced);
+  }
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+}, 10_000);
+
+describe("@resonatehq/sdk 0.11.5 against pledge serve", () => {
+  it("a countdown workflow of ctx.run steps and ctx.sleep timers returns the right result, each step run once", async () => {
+    await ensureServer();
+    const id = uid("countdown");
+    const sleepMs = 200;
+    const p = spawnScript("countdown", "countdown.mjs", [id, "3", String(sleepMs)], { GROUP: "default" });
+
+    const result = await withDiagnostics(
+      p.waitFor("the countdown result", (e) => e.event === "result", 20_000),
+    );
+
+    expect(result.result).toEqual({ ticks: ["T-3", "T-2", "T-1"], done: "liftoff" });
+    // The sleeps really slept (three durable timers of 200 ms each)...
+    expect(result.elapsedMs as number).toBeGreaterThanOrEqual(3 * sleepMs);
+    // ...and replays after each resume reused the settled steps instead of rerunning them.
+    expect(p.events.filter((e) => e.event === "tick").map((e) => e.n)).toEqual([3, 2, 1]);
+  }, 30_000);
+
+  it("a fan-out of ctx.rpc calls from a worker in group A to a worker in group B aggregates every result", async () => {
+    await ensureServer();
+    const groupA = uid("A");
+    const groupB = uid("B");
+    const b = spawnScript("worker-b", "worker-b.mjs", [], { GROUP: groupB, PID: "b-1" });
+    const a = spawnScript("worker-a", "worker-a.mjs", [], { GROUP: groupA, PID: "a-1" });
+    await withDiagnostics(
+      Promise.all([
+        b.waitFor("ready", (e) => e.event === "ready", 10_000),
+        a.waitFor("ready", (e) => e.event === "ready", 10_000),
+      ]),
+    );
+
+    const id = uid("fanout");
+    const nums = [1, 2, 3, 4, 5];
+    const client = spawnScript(
+      "client",
+      "client.mjs",
+      [id, groupA, "fanout", JSON.stringify([nums, groupB])],
+      {
+        GROUP: uid("client"),
+      },
+    );
+    const result = await withDiagnostics(
+      client.waitFor("the fanout result", (e) => e.event === "result", 20_000),
+    );
+
+    expect(result.result).toEqual({ squares: [1, 4, 9, 16, 25], sum: 55 });
+    // Every square was computed in group B, once.
+    expect(
+      b.events
+        .filter((e) => e.event === "step")
+        .map((e) => e.n as number)
+        .sort((x, y) => x - y),
+    ).toEqual(nums);
+  }, 30_000);
+
+  it("the fan-out still returns the right result when the group B worker is SIGKILLed mid-run and a new one starts", async () => {
+    await ensureServer();
+    const groupA = uid("A");
+    const groupB = uid("B");
+    const b1 = spawnScript("worker-b1", "worker-b.mjs", [], { GROUP: groupB, PID: "b-1", STEP_MS: "1500" });
+    const a = spawnScript("worker-a", "worker-a.mjs", [], { GROUP: groupA, PID: "a-1" });
+    await withDiagnostics(
+      Promise.all([
+        b1.waitFor("ready", (e) => e.event === "ready", 10_000),
+        a.waitFor("ready", (e) => e.event === "ready", 10_000),
+      ]),
+    );
+
+    const id = uid("fanout-kill");
+    const nums = [1, 2, 3, 4, 5];
+    const client = spawnScript(
+      "client",
+      "client.mjs",
+      [id, groupA, "fanout", JSON.stringify([nums, groupB])],
+      {
+        GROUP: uid("client"),
+      },
+    );
+
+    // Kill B while it is inside a step (the step takes 1.5 s), then start a replacement.
+    await withDiagnostics(b1.waitFor("a square step to start", (e) => e.event === "step", 15_000));
+    await b1.kill("SIGKILL");
+    expect(b1.exitInfo?.signal).toBe("SIGKILL");
+    const b2 = spawnScript("worker-b2", "worker-b.mjs", [], { GROUP: groupB, PID: "b-2", STEP_MS: "200" });
+
+    const result = await withDiagnostics(
+      client.waitFor("the fanout result", (e) => e.event === "result", 25_000),
+    );
+
+    expect(result.result).toEqual({ squares: [1, 4, 9, 16, 25], sum: 55 });
+    // The killed worker finished nothing, so the replacement redid the interrupted work
+    // after the leases (2 s) expired.
+    expect(b2.events.filter((e) => e.event === "step").length).toBeGreaterThanOrEqual(1);
+  }, 40_000);
+});
