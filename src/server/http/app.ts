@@ -1,0 +1,211 @@
+/**
+ * The HTTP edge (PROTOCOL.md §1), written against web-standard Request/Response
+ * through Hono so it runs the same standalone and embedded. It validates once
+ * (auth first, then `protocol/parse.ts`), hands typed requests to the shell and
+ * dresses responses in the §1.3 envelope with the HTTP status mirroring
+ * `head.status`. Store failures map to HTTP here and nowhere else.
+ *
+ * Invariants:
+ *  W1  With a token set, nothing but the token decides a request without it:
+ *      401 before any other check, same answer whatever the body names.
+ *  W2  Every response body is JSON with `Content-Type: application/json`.
+ *  W3  An SSE frame carries exactly one `data:` line (compact JSON has no newline).
+ */
+import { timingSafeEqual } from "node:crypto";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { streamSSE } from "hono/streaming";
+import { AssertionError, assert } from "../../lib/assert.js";
+import type { Logger } from "../../lib/logger.js";
+import { type ErrorCode, protocolError } from "../../protocol/errors.js";
+import { decodeBody, failureResponse, parseRequest } from "../../protocol/parse.js";
+import { type OutgoingMessage, PROTOCOL_VERSION } from "../../protocol/records.js";
+import type { Response as ProtocolResponse } from "../../protocol/requests.js";
+import { StoreUnavailableError } from "../../store/store.js";
+import type { Connection } from "../delivery.js";
+import type { ServerShell } from "../shell.js";
+
+export interface HttpOptions {
+  authToken?: string;
+  debug: boolean;
+  maxBodyBytes: number;
+  /** Most SSE connections at once; more get 503. */
+  maxConnections?: number;
+  /** Keep-alive comment interval on SSE streams. */
+  keepAliveMs?: number;
+  /** Frames queued on one SSE connection before further messages are dropped (at-most-once). */
+  connectionBufferLimit?: number;
+  logger: Logger;
+  /** Called with a violated invariant; the process must not go on. */
+  onFatal(error: Error): void;
+}
+
+const JSON_HEADERS = { "Content-Type": "application/json" };
+
+function envelope(kind: string, corrId: string, response: ProtocolResponse): string {
+  const head: Record<string, unknown> = { corrId, status: response.status, version: PROTOCOL_VERSION };
+  if ("error" in response) head.error = response.error;
+  return JSON.stringify({ kind, head, data: response.data });
+}
+
+function reply(kind: string, corrId: string, response: ProtocolResponse): Response {
+  return new Response(envelope(kind, corrId, response), { status: response.status, headers: JSON_HEADERS });
+}
+
+function tokenMatches(expected: string, presented: string | undefined): boolean {
+  if (presented === undefined) return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(presented);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function bearer(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const match = /^Bearer\s+(.+)$/i.exec(header.trim());
+  return match?.[1];
+}
+
+export function createApp(shell: ServerShell, options: HttpOptions): Hono {
+  const app = new Hono();
+  const maxConnections = options.maxConnections ?? 10_000;
+  const keepAliveMs = options.keepAliveMs ?? 15_000;
+  const bufferLimit = options.connectionBufferLimit ?? 1_000;
+  let openConnections = 0;
+
+  const failed = (code: ErrorCode & ("store_unavailable" | "internal"), message: string) =>
+    code === "store_unavailable" ? protocolError(503, code, message) : protocolError(500, code, message);
+
+  app.post(
+    "/",
+    bodyLimit({
+      maxSize: options.maxBodyBytes,
+      onError: () =>
+        reply(
+          "unknown",
+          "0",
+          protocolError(
+            413,
+            "body_too_large",
+            `body: larger than the limit of ${options.maxBodyBytes} bytes`,
+          ),
+        ),
+    }),
+    async (c) => {
+      const bytes = new Uint8Array(await c.req.arrayBuffer());
+      const decoded = decodeBody(bytes);
+      if (options.authToken !== undefined) {
+        const presented = bearer(c.req.header("authorization")) ?? (decoded.ok ? decoded.auth : undefined);
+        if (!tokenMatches(options.authToken, presented)) {
+          const kind = decoded.ok ? decoded.kind : "unknown";
+          const corrId = decoded.ok ? decoded.corrId : "0";
+          return reply(
+            kind,
+            corrId,
+            protocolError(401, "unauthorized", "authorization: missing or invalid token"),
+          );
+        }
+      }
+      if (!decoded.ok)
+        return reply(decoded.failure.kind, decoded.failure.corrId, failureResponse(decoded.failure));
+      const parsed = parseRequest(decoded.json, { debug: options.debug });
+      if (!parsed.ok)
+        return reply(parsed.failure.kind, parsed.failure.corrId, failureResponse(parsed.failure));
+      const { request } = parsed;
+      try {
+        const response = await shell.handle(request, parsed.debugTime);
+        return reply(request.kind, request.corrId, response);
+      } catch (error) {
+        if (error instanceof StoreUnavailableError) {
+          options.logger.warn({ err: error, kind: request.kind }, "store unavailable");
+          return reply(
+            request.kind,
+            request.corrId,
+            failed("store_unavailable", `store unavailable: ${error.message}`),
+          );
+        }
+        if (error instanceof AssertionError) options.onFatal(error);
+        options.logger.error({ err: error, kind: request.kind }, "request failed");
+        return reply(request.kind, request.corrId, failed("internal", "internal error; see the server log"));
+      }
+    },
+  );
+
+  app.get("/poll/:group/:id", (c) => {
+    if (
+      options.authToken !== undefined &&
+      !tokenMatches(options.authToken, bearer(c.req.header("authorization")))
+    )
+      return c.text("unauthorized", 401);
+    if (openConnections >= maxConnections) return c.text("too many connections", 503);
+    const group = c.req.param("group");
+    const id = c.req.param("id");
+    return streamSSE(c, async (stream) => {
+      openConnections += 1;
+      let buffered = 0;
+      let closed = false;
+      const connection: Connection = {
+        group,
+        id,
+        send(message: OutgoingMessage): boolean {
+          if (closed || buffered >= bufferLimit) return false;
+          const data = JSON.stringify(message);
+          assert(!data.includes("\n"), "W3 an SSE data line has no newline");
+          buffered += 1;
+          stream
+            .writeSSE({ data })
+            .catch(() => {})
+            .finally(() => {
+              buffered -= 1;
+            });
+          return true;
+        },
+      };
+      const disconnect = shell.connect(connection);
+      const finished = new Promise<void>((resolve) => {
+        stream.onAbort(() => {
+          closed = true;
+          resolve();
+        });
+      });
+      try {
+        await stream.write(":\n\n");
+        while (!closed) {
+          await Promise.race([stream.sleep(keepAliveMs), finished]);
+          if (!closed) await stream.write(":\n\n");
+        }
+      } finally {
+        closed = true;
+        disconnect();
+        openConnections -= 1;
+      }
+    });
+  });
+
+  app.get("/health", () => new Response(null, { status: 200 }));
+
+  app.get("/ready", async () => {
+    try {
+      await shell.ready();
+      return new Response(null, { status: 200 });
+    } catch {
+      return new Response(null, { status: 503 });
+    }
+  });
+
+  for (const legacy of ["/promises", "/promises/*", "/tasks", "/tasks/*", "/schedules", "/schedules/*"]) {
+    app.all(legacy, () =>
+      Response.json(
+        { error: "the REST API is gone; POST protocol envelopes to / (version 2026-04-01)" },
+        { status: 410 },
+      ),
+    );
+  }
+
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((error, c) => {
+    if (error instanceof AssertionError) options.onFatal(error);
+    options.logger.error({ err: error }, "unhandled error");
+    return c.json({ error: "internal error" }, 500);
+  });
+  return app;
+}

@@ -1,0 +1,94 @@
+/**
+ * Group commit: every state change — client requests, sweeps, outbox clean-up —
+ * goes through one queue, and everything queued when a batch starts shares one
+ * store transaction and so one fsync. There is no batching delay: a batch starts
+ * on the next turn of the event loop, and while it commits the next one fills.
+ * No caller is answered before the batch that holds its write has committed.
+ *
+ * Invariants:
+ *  G1  At most one batch is in flight; batches commit in submission order.
+ *  G2  Within a batch, each step reads the store with every earlier step's
+ *      changes applied (same transaction), so the batch is equivalent to running
+ *      its items one by one.
+ *  G3  If the transaction fails, every item of the batch fails and nothing of it
+ *      was applied; no message of it is delivered.
+ */
+
+import type { OutboxEntry } from "../core/state.js";
+import { assert } from "../lib/assert.js";
+import type { Store, StoreTransaction } from "../store/store.js";
+
+export interface BatchItem<T> {
+  /** Runs inside the transaction; applies its own changes through `tx.apply`. */
+  run(tx: StoreTransaction): { result: T; messages: OutboxEntry[] };
+}
+
+interface Queued {
+  item: BatchItem<unknown>;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+export interface BatchListener {
+  /** Called after each durable commit with the messages its items queued and the next timer instant. */
+  committed(messages: OutboxEntry[], nextDueAt: number | undefined): void;
+}
+
+export class Processor {
+  private queue: Queued[] = [];
+  private running = false;
+  private scheduled = false;
+  readonly stats = { batches: 0, items: 0, largestBatch: 0 };
+
+  constructor(
+    private readonly store: Store,
+    private readonly listener: BatchListener,
+  ) {}
+
+  submit<T>(item: BatchItem<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ item, resolve: resolve as (value: unknown) => void, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.running || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.runBatch();
+    });
+  }
+
+  private async runBatch(): Promise<void> {
+    if (this.running || this.queue.length === 0) return;
+    this.running = true;
+    const batch = this.queue;
+    this.queue = [];
+    try {
+      const { results, messages, nextDueAt } = await this.store.transaction((tx) => {
+        // A store may run this function again after a conflict: it must start afresh.
+        const results: unknown[] = [];
+        const messages: OutboxEntry[] = [];
+        for (const queued of batch) {
+          const outcome = queued.item.run(tx);
+          results.push(outcome.result);
+          messages.push(...outcome.messages);
+        }
+        return { results, messages, nextDueAt: tx.nextDueAt() };
+      });
+      assert(results.length === batch.length, "G1 one result per batch item");
+      this.stats.batches += 1;
+      this.stats.items += batch.length;
+      this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+      batch.forEach((queued, index) => queued.resolve(results[index]));
+      this.listener.committed(messages, nextDueAt);
+    } catch (error) {
+      for (const queued of batch) queued.reject(error);
+    } finally {
+      this.running = false;
+      if (this.queue.length > 0) this.schedule();
+    }
+  }
+}

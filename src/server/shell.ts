@@ -1,0 +1,235 @@
+/**
+ * The server shell: it feeds requests and its own timers into the pure core,
+ * commits through the group-commit processor, and hands committed messages to
+ * delivery. It owns time (one `now` per request, P11), the background loops
+ * (timers, outbox redelivery and expiry) and the debug switches. It knows
+ * nothing of HTTP; `server/http` and the simulator both drive it.
+ *
+ * Invariants:
+ *  H1  A message is delivered only after the batch that queued it committed.
+ *  H2  Timers run from the store: after every commit the next due instant is
+ *      re-read, and a periodic sweep repairs any missed firing (P5).
+ *  H3  While debug mode is paused (`debug.start`), no sweep runs and nothing is
+ *      delivered; messages stay visible in `debug.snap`.
+ */
+
+import { emptyChanges, type OutboxEntry } from "../core/state.js";
+import { type CoreConfig, step, sweep } from "../core/step.js";
+import { assert } from "../lib/assert.js";
+import type { Clock, Timers } from "../lib/clock.js";
+import type { Logger } from "../lib/logger.js";
+import type { Request, Response } from "../protocol/requests.js";
+import type { Store } from "../store/store.js";
+import { addressesOf, type Connection, ConnectionRegistry, parseAddress } from "./delivery.js";
+import { Processor } from "./processor.js";
+
+export interface ShellConfig extends CoreConfig {
+  debug: boolean;
+  /** How long an undelivered message waits in the outbox. */
+  unblockTtlMs: number;
+  /** Interval of the repair loop (sweep + outbox redelivery). */
+  maintenanceIntervalMs?: number;
+}
+
+export interface ShellDependencies {
+  store: Store;
+  clock: Clock;
+  timers: Timers;
+  logger: Logger;
+  /** Pushes a message to an `http(s)://` address; fire-and-forget. */
+  push?: (url: string, message: OutboxEntry["message"]) => void;
+}
+
+const OUTBOX_PAGE = 500;
+const MAX_SWEEP_DELAY_MS = 60_000;
+
+export class ServerShell {
+  readonly connections = new ConnectionRegistry();
+  readonly processor: Processor;
+  private paused = false;
+  private closed = false;
+  private sweepTimer: unknown;
+  private sweepAt: number | undefined;
+  private maintenanceTimer: unknown;
+  private sweeping = false;
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly logger: Logger;
+
+  constructor(
+    deps: ShellDependencies,
+    private readonly config: ShellConfig,
+  ) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.timers = deps.timers;
+    this.logger = deps.logger;
+    this.push = deps.push;
+    this.processor = new Processor(deps.store, {
+      committed: (messages, nextDueAt) => this.committed(messages, nextDueAt),
+    });
+  }
+
+  private readonly push: ShellDependencies["push"];
+
+  /** Starts the background loops: an immediate sweep and redelivery of what a previous run left queued. */
+  start(): void {
+    this.scheduleMaintenance();
+    void this.sweepNow();
+    void this.redeliver();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.timers.clearTimeout(this.sweepTimer);
+    this.timers.clearTimeout(this.maintenanceTimer);
+  }
+
+  /** Handles one validated request. `debugTime` overrides `now` (debug mode only). */
+  async handle(request: Request, debugTime?: number): Promise<Response> {
+    if (request.kind === "debug.start" || request.kind === "debug.stop") {
+      assert(this.config.debug, "debug requests reach the shell only in debug mode");
+      this.paused = request.kind === "debug.start";
+      if (!this.paused) {
+        void this.sweepNow();
+        void this.redeliver();
+      }
+      return { status: 200, data: {} };
+    }
+    const now = this.config.debug && debugTime !== undefined ? debugTime : this.clock.now();
+    return this.processor.submit({
+      run: (tx) => {
+        const result = step(tx, request, now, this.config);
+        tx.apply(result.changes);
+        return { result: result.response, messages: result.messages };
+      },
+    });
+  }
+
+  /** Resolves when the store answers (`/ready`). */
+  ready(): Promise<void> {
+    return this.store.ping();
+  }
+
+  /** Registers a worker's SSE connection and sends it what already waits for it. */
+  connect(connection: Connection): () => void {
+    this.connections.add(connection);
+    void this.redeliver(addressesOf(connection));
+    return () => this.connections.remove(connection);
+  }
+
+  private committed(messages: OutboxEntry[], nextDueAt: number | undefined): void {
+    if (this.closed) return;
+    this.deliver(messages);
+    this.armSweep(nextDueAt);
+  }
+
+  /** Hands messages to their routes; delivered ones leave the outbox in a later batch. */
+  private deliver(entries: OutboxEntry[]): void {
+    if (this.paused || entries.length === 0) return;
+    const delivered: string[] = [];
+    for (const entry of entries) {
+      const route = parseAddress(entry.address);
+      if (route.kind === "poll") {
+        if (this.connections.deliver(route, entry.message)) delivered.push(entry.key);
+      } else if (route.kind === "http" && this.push !== undefined) {
+        this.push(route.url, entry.message);
+        delivered.push(entry.key);
+      }
+    }
+    if (delivered.length > 0) this.removeFromOutbox(delivered);
+  }
+
+  private removeFromOutbox(keys: string[]): void {
+    const changes = emptyChanges();
+    changes.deletedOutbox = keys;
+    this.processor
+      .submit({
+        run: (tx) => {
+          tx.apply(changes);
+          return { result: undefined, messages: [] };
+        },
+      })
+      .catch((error: unknown) => this.logger.warn({ err: error }, "could not remove delivered messages"));
+  }
+
+  /** Sends queued messages that now have a route, and expires those that waited too long. */
+  private async redeliver(addressPrefixes?: string[]): Promise<void> {
+    if (this.paused || this.closed) return;
+    const now = this.clock.now();
+    let after: string | undefined;
+    try {
+      for (;;) {
+        const page = await this.processor.submit({
+          run: (tx) => ({
+            result: tx.outbox({
+              limit: OUTBOX_PAGE,
+              ...(after !== undefined && { after }),
+              ...(addressPrefixes !== undefined && { addressPrefixes }),
+            }),
+            messages: [],
+          }),
+        });
+        const expired = page.filter((entry) => entry.createdAt + this.config.unblockTtlMs <= now);
+        const live = page.filter((entry) => entry.createdAt + this.config.unblockTtlMs > now);
+        this.deliver(
+          addressPrefixes === undefined ? live : live.filter((e) => addressPrefixes.includes(e.address)),
+        );
+        if (expired.length > 0) {
+          this.logger.debug({ count: expired.length }, "expired undelivered messages");
+          this.removeFromOutbox(expired.map((entry) => entry.key));
+        }
+        if (page.length < OUTBOX_PAGE) return;
+        after = page[page.length - 1]?.key;
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, "outbox redelivery failed; will retry");
+    }
+  }
+
+  private armSweep(nextDueAt: number | undefined): void {
+    if (this.paused || this.closed || nextDueAt === undefined) return;
+    if (this.sweepAt !== undefined && this.sweepAt <= nextDueAt) return;
+    this.timers.clearTimeout(this.sweepTimer);
+    this.sweepAt = nextDueAt;
+    // The repair loop sweeps every second anyway; a long delay would overflow setTimeout.
+    const delay = Math.min(Math.max(0, nextDueAt - this.clock.now()), MAX_SWEEP_DELAY_MS);
+    this.sweepTimer = this.timers.setTimeout(() => {
+      this.sweepAt = undefined;
+      void this.sweepNow();
+    }, delay);
+  }
+
+  /** Fires every internal transition due now, in bounded steps until none is left. */
+  private async sweepNow(): Promise<void> {
+    if (this.paused || this.closed || this.sweeping) return;
+    this.sweeping = true;
+    try {
+      for (;;) {
+        const now = this.clock.now();
+        const more = await this.processor.submit({
+          run: (tx) => {
+            const result = sweep(tx, now, this.config);
+            tx.apply(result.changes);
+            return { result: result.more, messages: result.messages };
+          },
+        });
+        if (!more || this.paused || this.closed) break;
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, "sweep failed; will retry");
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private scheduleMaintenance(): void {
+    if (this.closed) return;
+    this.maintenanceTimer = this.timers.setTimeout(() => {
+      void this.sweepNow();
+      void this.redeliver();
+      this.scheduleMaintenance();
+    }, this.config.maintenanceIntervalMs ?? 1000);
+  }
+}
