@@ -82,7 +82,7 @@ export class Processor {
       this.stats.batches += 1;
       this.stats.items += batch.length;
       this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
-      batch.forEach((queued, index) => queued.resolve(results[index]));
+      for (const [index, queued] of batch.entries()) queued.resolve(results[index]);
       this.listener.committed(messages, nextDueAt);
     } catch (error) {
       for (const queued of batch) queued.reject(error);

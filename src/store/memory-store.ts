@@ -139,7 +139,8 @@ export class MemoryStore implements Store, StoreTransaction {
     return [...this.schedules.values()]
       .filter(
         (schedule) =>
-          (query.after === undefined || schedule.id > query.after) && hasTags(schedule.promiseTags, query.tags),
+          (query.after === undefined || schedule.id > query.after) &&
+          hasTags(schedule.promiseTags, query.tags),
       )
       .sort(byId)
       .slice(0, query.limit)
