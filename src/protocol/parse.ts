@@ -1,0 +1,664 @@
+/**
+ * Validation at the edge (STYLE practice 10): a raw `POST /` body becomes a typed
+ * `Request` (requests.ts) or a `ParseFailure` naming the field at fault, once.
+ * The core trusts what comes out of here and asserts rather than re-validates.
+ *
+ * Two steps, because authentication runs before every other check (PROTOCOL.md,
+ * Pledge's decisions):
+ *  1. `decodeBody`: bytes → JSON, reading `kind`, `head.corrId` and `head.auth`
+ *     leniently. It fails only on bytes that are not UTF-8 or not JSON. (When a
+ *     token is required and the body does not decode, the HTTP layer still answers
+ *     `401` unless the `Authorization` header carries the token.)
+ *  2. `parseRequest`: the §1.4 order: envelope → version → unknown kind (`400`) →
+ *     `debug.*` without debug mode (`403`) → kind-specific `data` (`400`).
+ * Size (`413`) and content type (`415`) are the HTTP layer's checks; it builds
+ * those failures with the same `ParseFailure` shape and `failureResponse`.
+ *
+ * Invariants (tests cite them):
+ *  V1  Every failure message starts with the field at fault (`data.timeoutAt: …`;
+ *      `body: …` when there is no field) and `field` holds that path.
+ *  V2  A failure echoes the body's `kind` and `head.corrId` when they are strings,
+ *      else `"unknown"` and `"0"` (§1.4).
+ *  V3  An accepted request holds no `undefined` values and no nested `head`.
+ *  V4  Only the outer guards of `task.fence` fail the request; every other fault in
+ *      `action.data` becomes an `InvalidFenceAction` (inner `400`, outer `200`).
+ *  V5  Schemas are built once, at module load; the happy path is one `safeParse`
+ *      plus the cross-field checks of its kind.
+ */
+import { Cron as CronJob } from "croner";
+import { z } from "zod";
+import { type ErrorCode, protocolError } from "./errors.js";
+import { PROMISE_STATES, PROTOCOL_VERSION, SETTLABLE_STATES, TAG, TASK_STATES } from "./records.js";
+import type {
+  FenceAction,
+  PromiseCreateData,
+  PromiseSettleData,
+  Request,
+  RequestKind,
+  Response,
+} from "./requests.js";
+
+export interface ParseFailure {
+  status: 400 | 403 | 413 | 415;
+  kind: string;
+  corrId: string;
+  code: ErrorCode;
+  field?: string;
+  message: string;
+}
+
+export type DecodeResult =
+  | { ok: true; json: unknown; kind: string; corrId: string; auth?: string }
+  | { ok: false; failure: ParseFailure };
+
+export type ParseResult =
+  | { ok: true; request: Request; debugTime?: number }
+  | { ok: false; failure: ParseFailure };
+
+export interface ParseOptions {
+  /** The server runs in debug mode: `debug.*` exist and `resonate:debug_time` is honoured. */
+  debug: boolean;
+}
+
+const UNKNOWN_KIND = "unknown";
+const UNKNOWN_CORR_ID = "0";
+const DEBUG_TIME = "resonate:debug_time";
+const ORIGIN = "resonate:origin";
+
+/** The protocol error response for a failure (the HTTP layer puts `error` in `head.error`). */
+export function failureResponse(failure: ParseFailure): Response {
+  return protocolError(failure.status, failure.code, failure.message);
+}
+
+// ---------------------------------------------------------------------------
+// Step 1: bytes → JSON
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+export function decodeBody(bytes: Uint8Array): DecodeResult {
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    return decodeFailure("invalid_encoding", "body: not valid UTF-8");
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return decodeFailure("invalid_json", `body: not valid JSON (${reason})`);
+  }
+  const kind = echoKind(json);
+  const corrId = echoCorrId(json);
+  const head = isObject(json) ? json.head : undefined;
+  const auth = isObject(head) && typeof head.auth === "string" ? head.auth : undefined;
+  return auth === undefined ? { ok: true, json, kind, corrId } : { ok: true, json, kind, corrId, auth };
+}
+
+function decodeFailure(code: ErrorCode, message: string): DecodeResult {
+  return { ok: false, failure: { status: 400, kind: UNKNOWN_KIND, corrId: UNKNOWN_CORR_ID, code, message } };
+}
+
+function echoKind(json: unknown): string {
+  return isObject(json) && typeof json.kind === "string" ? json.kind : UNKNOWN_KIND;
+}
+
+function echoCorrId(json: unknown): string {
+  const head = isObject(json) ? json.head : undefined;
+  return isObject(head) && typeof head.corrId === "string" ? head.corrId : UNKNOWN_CORR_ID;
+}
+
+// ---------------------------------------------------------------------------
+// Step 2: JSON → Request
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A fault found in the request, before it is dressed as a `ParseFailure`. */
+interface Fault {
+  code: ErrorCode;
+  field: string | undefined;
+  message: string;
+}
+
+function fault(code: ErrorCode, field: string, problem: string): Fault {
+  return { code, field, message: `${field}: ${problem}` };
+}
+
+const ENVELOPE_KEYS = new Set(["kind", "head", "data"]);
+
+export function parseRequest(json: unknown, options: ParseOptions): ParseResult {
+  const envelope = checkEnvelope(json);
+  if (!isEnvelope(envelope)) return failure(json, 400, envelope);
+  const { kind, head, data } = envelope;
+
+  let debugTime: number | undefined;
+  if (options.debug && head[DEBUG_TIME] !== undefined) {
+    const value = head[DEBUG_TIME];
+    if (!isNonNegativeInteger(value)) {
+      return failure(json, 400, fault("invalid_envelope", `head["${DEBUG_TIME}"]`, NON_NEGATIVE_INTEGER));
+    }
+    debugTime = value;
+  }
+
+  const parse = PARSERS.get(kind);
+  if (parse === undefined) {
+    return failure(json, 400, fault("unknown_kind", "kind", `unknown kind ${JSON.stringify(kind)}`));
+  }
+  if (!options.debug && kind.startsWith("debug.")) {
+    return failure(
+      json,
+      403,
+      fault("debug_disabled", "kind", `${kind} is available only when the server runs in debug mode`),
+    );
+  }
+
+  const parsed = parse(data, { debugTime });
+  if (!parsed.ok) return failure(json, 400, parsed.fault);
+  // The map's key and its parser agree (PARSERS is typed per kind), so the pair is a Request.
+  const request = { kind, corrId: head.corrId, data: parsed.data } as Request;
+  return debugTime === undefined ? { ok: true, request } : { ok: true, request, debugTime };
+}
+
+function failure(json: unknown, status: 400 | 403, found: Fault): ParseResult {
+  const out: ParseFailure = {
+    status,
+    kind: echoKind(json),
+    corrId: echoCorrId(json),
+    code: found.code,
+    message: found.message,
+  };
+  if (found.field !== undefined) out.field = found.field;
+  return { ok: false, failure: out };
+}
+
+interface Envelope {
+  kind: string;
+  head: JsonObject & { corrId: string };
+  data: JsonObject;
+}
+
+function isEnvelope(value: Envelope | Fault): value is Envelope {
+  return "data" in value;
+}
+
+/** §1.2–§1.4 steps 1–3, in that order. Unknown `head` keys are metadata and pass. */
+function checkEnvelope(json: unknown): Envelope | Fault {
+  if (!isObject(json)) {
+    return {
+      code: "invalid_envelope",
+      field: undefined,
+      message: "body: expected a JSON object {kind, head, data}",
+    };
+  }
+  const { kind, head, data } = json;
+  if (kind === undefined) return fault("invalid_envelope", "kind", "required");
+  if (typeof kind !== "string") return fault("invalid_envelope", "kind", "expected a non-empty string");
+  if (head === undefined) return fault("invalid_envelope", "head", "required");
+  if (!isObject(head)) return fault("invalid_envelope", "head", "expected an object");
+  const { corrId, version } = head;
+  if (corrId === undefined) return fault("invalid_envelope", "head.corrId", "required");
+  if (typeof corrId !== "string") return fault("invalid_envelope", "head.corrId", "expected a string");
+  if (version === undefined) {
+    return fault(
+      "invalid_envelope",
+      "head.version",
+      `required (the supported version is "${PROTOCOL_VERSION}")`,
+    );
+  }
+  if (typeof version !== "string") {
+    return fault("invalid_envelope", "head.version", `expected the string "${PROTOCOL_VERSION}"`);
+  }
+  if (data === undefined) return fault("invalid_envelope", "data", "required");
+  if (!isObject(data)) return fault("invalid_envelope", "data", "expected an object");
+  for (const key in json) {
+    if (!ENVELOPE_KEYS.has(key)) {
+      return fault("unknown_field", fieldPath("", [key]), "unknown envelope field");
+    }
+  }
+  if (kind === "") return fault("invalid_envelope", "kind", "expected a non-empty string");
+  if (version !== PROTOCOL_VERSION) {
+    return fault(
+      "unsupported_version",
+      "head.version",
+      `unsupported version ${JSON.stringify(version)}; the supported version is "${PROTOCOL_VERSION}"`,
+    );
+  }
+  if (head.auth !== undefined && typeof head.auth !== "string") {
+    return fault("invalid_envelope", "head.auth", "expected a string");
+  }
+  if (head[ORIGIN] !== undefined && typeof head[ORIGIN] !== "string") {
+    return fault("invalid_envelope", `head["${ORIGIN}"]`, "expected a string");
+  }
+  return { kind, head: head as JsonObject & { corrId: string }, data };
+}
+
+// ---------------------------------------------------------------------------
+// Field paths and zod issues
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/** `data.tasks[0].id`, `data.tags["resonate:delay"]` (V1). */
+function fieldPath(prefix: string, path: readonly PropertyKey[]): string {
+  let out = prefix;
+  for (const segment of path) {
+    if (typeof segment === "number") out += `[${segment}]`;
+    else if (typeof segment === "string" && IDENTIFIER.test(segment))
+      out += out === "" ? segment : `.${segment}`;
+    else out += `[${JSON.stringify(String(segment))}]`;
+  }
+  return out;
+}
+
+/** True when the issue's path ends at a key its parent does not have. */
+function isMissing(root: unknown, path: readonly PropertyKey[]): boolean {
+  let node: unknown = root;
+  for (const segment of path) {
+    if (typeof node !== "object" || node === null || typeof segment === "symbol") return false;
+    if (!Object.hasOwn(node, segment)) return true;
+    node = (node as Record<string | number, unknown>)[segment];
+  }
+  return node === undefined;
+}
+
+function faultFromIssues(issues: readonly z.core.$ZodIssue[], root: unknown, prefix: string): Fault {
+  const issue = issues[0];
+  if (issue === undefined) return { code: "invalid_field", field: prefix, message: `${prefix}: invalid` };
+  if (issue.code === "unrecognized_keys") {
+    const [field = prefix, ...others] = issue.keys.map((key) => fieldPath(prefix, [...issue.path, key]));
+    const also = others.length > 0 ? ` (so are ${others.join(", ")})` : "";
+    return { code: "unknown_field", field, message: `${field}: unknown field${also}` };
+  }
+  const field = fieldPath(prefix, issue.path);
+  const problem = isMissing(root, issue.path) ? "required" : issue.message;
+  return { code: "invalid_field", field, message: `${field}: ${problem}` };
+}
+
+// ---------------------------------------------------------------------------
+// Schemas (V5: built once)
+
+const NON_NEGATIVE_INTEGER = "expected a non-negative integer";
+const OBJECT = { error: "expected an object" };
+const STRING = { error: "expected a string" };
+
+function isNonNegativeInteger(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+/** Ids: non-empty, no NUL (PROTOCOL.md §9 "Safe extra validation"; empty ids per Pledge's decisions). */
+const Id = z
+  .string({ error: "expected a non-empty string" })
+  .min(1, { error: "expected a non-empty string" })
+  .refine((value) => !value.includes("\u0000"), { error: "must not contain NUL (\\u0000)" });
+
+/** Instants, durations, versions and ttl: safe non-negative integers (§1.2). */
+const NonNegativeInteger = z.int({ error: NON_NEGATIVE_INTEGER }).min(0, { error: NON_NEGATIVE_INTEGER });
+
+const StringRecord = z.record(z.string(), z.string(STRING), { error: "expected an object of strings" });
+
+const Value = z.strictObject(
+  { headers: StringRecord.optional(), data: z.string(STRING).optional() },
+  { error: "expected an object {headers?, data?}" },
+);
+
+const INTEGER_STRING = /^\d+$/;
+
+/** Tags of a promise to be created: `resonate:delay`, if present, is an instant (§2.5). */
+const PromiseTags = StringRecord.refine(
+  (tags) => {
+    const delay = tags[TAG.delay];
+    return delay === undefined || (INTEGER_STRING.test(delay) && Number.isSafeInteger(Number(delay)));
+  },
+  { error: "expected a string of a non-negative integer (an instant in ms)", path: [TAG.delay] },
+);
+
+function oneOf(values: readonly string[]): { error: string } {
+  return { error: `expected one of ${values.map((value) => JSON.stringify(value)).join(", ")}` };
+}
+
+const SettlableState = z.enum(SETTLABLE_STATES, oneOf(SETTLABLE_STATES));
+const PromiseState = z.enum(PROMISE_STATES, oneOf(PROMISE_STATES));
+const TaskState = z.enum(TASK_STATES, oneOf(TASK_STATES));
+
+const LIMIT = "expected an integer from 1 to 1000";
+const Limit = z.int({ error: LIMIT }).min(1, { error: LIMIT }).max(1000, { error: LIMIT });
+
+const PromiseCreateDataSchema = z.strictObject(
+  { id: Id, timeoutAt: NonNegativeInteger, param: Value.optional(), tags: PromiseTags.optional() },
+  OBJECT,
+);
+
+const PromiseSettleDataSchema = z.strictObject(
+  { id: Id, state: SettlableState, value: Value.optional() },
+  OBJECT,
+);
+
+const RegisterCallbackDataSchema = z.strictObject({ awaited: Id, awaiter: Id }, OBJECT);
+
+/** A nested action: a full envelope whose `head` is ignored (§1.2). */
+function actionOf<K extends string, D extends z.ZodType>(kind: K, data: D) {
+  return z.strictObject(
+    { kind: z.literal(kind, { error: `expected "${kind}"` }), head: z.unknown().optional(), data },
+    { error: `expected an object (a ${kind} envelope)` },
+  );
+}
+
+function isDeliverable(address: string): boolean {
+  return (
+    address.startsWith("http://") ||
+    address.startsWith("https://") ||
+    (address.startsWith("poll://") && address.includes("@"))
+  );
+}
+
+/**
+ * `null` when croner parses it (5 fields, or 6/7 with leading seconds, UTC), else
+ * why not. Constructed exactly as `core/cron.ts` does, so what passes here the core
+ * can evaluate. (Whether a parseable expression still occurs, e.g. `0 0 30 2 *`
+ * never does, depends on `now`: the core judges that.)
+ */
+function cronProblem(cron: string): string | null {
+  try {
+    new CronJob(cron, { timezone: "UTC", paused: true, mode: "auto" });
+    return null;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.replace(/^Cron\w*: /, "") : String(error);
+    return `expected a cron expression of 5 fields, or 6/7 with leading seconds (${reason})`;
+  }
+}
+
+const Cron = z.string(STRING).superRefine((cron, context) => {
+  const problem = cronProblem(cron);
+  if (problem !== null) context.addIssue({ code: "custom", message: problem });
+});
+
+const IdData = z.strictObject({ id: Id }, OBJECT);
+const TaskRefData = z.strictObject({ id: Id, version: NonNegativeInteger }, OBJECT);
+
+const SCHEMAS = {
+  idOnly: IdData,
+  promiseCreate: PromiseCreateDataSchema,
+  promiseSettle: PromiseSettleDataSchema,
+  registerCallback: RegisterCallbackDataSchema,
+  registerListener: z.strictObject(
+    {
+      awaited: Id,
+      address: z.string(STRING).refine(isDeliverable, {
+        error: "expected a deliverable address: http://…, https://… or poll://…@…",
+      }),
+    },
+    OBJECT,
+  ),
+  promiseSearch: z.strictObject(
+    {
+      id: z.string(STRING).optional(),
+      state: PromiseState.optional(),
+      tags: StringRecord.optional(),
+      limit: Limit.optional(),
+      cursor: z.string(STRING).optional(),
+    },
+    OBJECT,
+  ),
+  taskCreate: z.strictObject(
+    { pid: Id, ttl: NonNegativeInteger, action: actionOf("promise.create", PromiseCreateDataSchema) },
+    OBJECT,
+  ),
+  taskAcquire: z.strictObject(
+    { id: Id, version: NonNegativeInteger, pid: Id, ttl: NonNegativeInteger },
+    OBJECT,
+  ),
+  taskFence: z.strictObject({ id: Id, version: NonNegativeInteger, action: z.unknown().optional() }, OBJECT),
+  taskHeartbeat: z.strictObject(
+    { pid: Id, tasks: z.array(TaskRefData, { error: "expected an array of {id, version}" }) },
+    OBJECT,
+  ),
+  taskSuspend: z.strictObject(
+    {
+      id: Id,
+      version: NonNegativeInteger,
+      actions: z
+        .array(actionOf("promise.register_callback", RegisterCallbackDataSchema), {
+          error: "expected a non-empty array of promise.register_callback envelopes",
+        })
+        .min(1, { error: "expected a non-empty array of promise.register_callback envelopes" }),
+    },
+    OBJECT,
+  ),
+  taskFulfill: z.strictObject(
+    { id: Id, version: NonNegativeInteger, action: actionOf("promise.settle", PromiseSettleDataSchema) },
+    OBJECT,
+  ),
+  taskRef: TaskRefData,
+  taskSearch: z.strictObject(
+    { state: TaskState.optional(), limit: Limit.optional(), cursor: z.string(STRING).optional() },
+    OBJECT,
+  ),
+  scheduleCreate: z.strictObject(
+    {
+      id: Id,
+      cron: Cron,
+      promiseId: Id,
+      promiseTimeout: NonNegativeInteger,
+      promiseParam: Value.optional(),
+      promiseTags: PromiseTags.optional(),
+    },
+    OBJECT,
+  ),
+  scheduleSearch: z.strictObject(
+    { tags: StringRecord.optional(), limit: Limit.optional(), cursor: z.string(STRING).optional() },
+    OBJECT,
+  ),
+  debugTick: z.strictObject({ time: NonNegativeInteger }, OBJECT),
+} as const;
+
+// ---------------------------------------------------------------------------
+// Per-kind parsers
+
+type DataOf<K extends RequestKind> = Extract<Request, { kind: K }>["data"];
+type Parsed<T> = { ok: true; data: T } | { ok: false; fault: Fault };
+interface ParseContext {
+  /** `head["resonate:debug_time"]`, validated, when the server runs in debug mode. */
+  debugTime: number | undefined;
+}
+type Parser<T> = (data: JsonObject, context: ParseContext) => Parsed<T>;
+
+function bad(fault: Fault): { ok: false; fault: Fault } {
+  return { ok: false, fault };
+}
+
+/** A parser from a schema, then an optional cross-field check of the parsed value. */
+function viaSchema<T>(
+  schema: z.ZodType<T>,
+  check?: (value: T, context: ParseContext) => Fault | undefined,
+): Parser<T> {
+  return (data, context) => {
+    const result = schema.safeParse(data);
+    if (!result.success) return bad(faultFromIssues(result.error.issues, data, "data"));
+    const found = check?.(result.data, context);
+    return found === undefined ? { ok: true, data: result.data } : bad(found);
+  };
+}
+
+function emptyData(data: JsonObject): Parsed<Record<string, never>> {
+  for (const key in data) return bad(fault("unknown_field", fieldPath("data", [key]), "unknown field"));
+  return { ok: true, data: {} };
+}
+
+function parseTaskCreate(data: JsonObject): Parsed<DataOf<"task.create">> {
+  const result = SCHEMAS.taskCreate.safeParse(data);
+  if (!result.success) return bad(faultFromIssues(result.error.issues, data, "data"));
+  const { pid, ttl, action } = result.data;
+  if (action.data.tags === undefined || !Object.hasOwn(action.data.tags, TAG.target)) {
+    return bad(
+      fault(
+        "invalid_field",
+        "data.action.data.tags",
+        `must contain "${TAG.target}" (task.create makes a targeted promise)`,
+      ),
+    );
+  }
+  return { ok: true, data: { pid, ttl, action: { kind: action.kind, data: action.data } } };
+}
+
+function parseTaskSuspend(data: JsonObject): Parsed<DataOf<"task.suspend">> {
+  const result = SCHEMAS.taskSuspend.safeParse(data);
+  if (!result.success) return bad(faultFromIssues(result.error.issues, data, "data"));
+  const { id, version } = result.data;
+  const seen = new Map<string, number>();
+  const actions: DataOf<"task.suspend">["actions"] = [];
+  for (const [index, action] of result.data.actions.entries()) {
+    const { awaited, awaiter } = action.data;
+    const at = `data.actions[${index}].data`;
+    if (awaited === id) {
+      return bad(
+        fault(
+          "invalid_field",
+          `${at}.awaited`,
+          "must differ from data.id (a task cannot await its own promise)",
+        ),
+      );
+    }
+    const first = seen.get(awaited);
+    if (first !== undefined) {
+      return bad(
+        fault(
+          "invalid_field",
+          `${at}.awaited`,
+          `duplicates data.actions[${first}].data.awaited (${JSON.stringify(awaited)})`,
+        ),
+      );
+    }
+    if (awaiter !== id) {
+      return bad(fault("invalid_field", `${at}.awaiter`, "must equal data.id (a task suspends only itself)"));
+    }
+    seen.set(awaited, index);
+    actions.push({ kind: action.kind, data: action.data });
+  }
+  return { ok: true, data: { id, version, actions } };
+}
+
+function parseTaskFulfill(data: JsonObject): Parsed<DataOf<"task.fulfill">> {
+  const result = SCHEMAS.taskFulfill.safeParse(data);
+  if (!result.success) return bad(faultFromIssues(result.error.issues, data, "data"));
+  const { id, version, action } = result.data;
+  if (action.data.id !== id) {
+    return bad(
+      fault(
+        "invalid_field",
+        "data.action.data.id",
+        "must equal data.id (task.fulfill settles the task's own promise)",
+      ),
+    );
+  }
+  return { ok: true, data: { id, version, action: { kind: action.kind, data: action.data } } };
+}
+
+const FENCE_ACTION_KEYS = new Set(["kind", "head", "data"]);
+
+/** V4: the outer guards of Pledge's decisions fail the request; the rest is the inner handler's 400. */
+function parseTaskFence(data: JsonObject): Parsed<DataOf<"task.fence">> {
+  const result = SCHEMAS.taskFence.safeParse(data);
+  if (!result.success) return bad(faultFromIssues(result.error.issues, data, "data"));
+  const { id, version, action } = result.data;
+  if (action === undefined) return bad(fault("invalid_field", "data.action", "required"));
+  if (!isObject(action)) {
+    return bad(
+      fault(
+        "invalid_field",
+        "data.action",
+        "expected an object (a promise.create or promise.settle envelope)",
+      ),
+    );
+  }
+  const { kind, data: inner } = action;
+  if (kind === undefined) return bad(fault("invalid_field", "data.action.kind", "required"));
+  if (inner === undefined) return bad(fault("invalid_field", "data.action.data", "required"));
+  if (kind !== "promise.create" && kind !== "promise.settle") {
+    return bad(fault("invalid_field", "data.action.kind", 'expected "promise.create" or "promise.settle"'));
+  }
+  if (!isObject(inner)) return bad(fault("invalid_field", "data.action.data", "expected an object"));
+  for (const key in action) {
+    if (!FENCE_ACTION_KEYS.has(key)) {
+      return bad(fault("unknown_field", fieldPath("data.action", [key]), "unknown field"));
+    }
+  }
+  if (inner.id === id) {
+    return bad(
+      fault(
+        "invalid_field",
+        "data.action.data.id",
+        "must differ from data.id (settle the task's own promise with task.fulfill)",
+      ),
+    );
+  }
+  return { ok: true, data: { id, version, action: fenceAction(kind, inner) } };
+}
+
+function fenceAction(kind: "promise.create" | "promise.settle", inner: JsonObject): FenceAction {
+  if (kind === "promise.create") {
+    const parsed = SCHEMAS.promiseCreate.safeParse(inner);
+    if (parsed.success) return { kind, data: parsed.data satisfies PromiseCreateData };
+    return {
+      kind: "invalid",
+      innerKind: kind,
+      message: faultFromIssues(parsed.error.issues, inner, "data.action.data").message,
+    };
+  }
+  const parsed = SCHEMAS.promiseSettle.safeParse(inner);
+  if (parsed.success) return { kind, data: parsed.data satisfies PromiseSettleData };
+  return {
+    kind: "invalid",
+    innerKind: kind,
+    message: faultFromIssues(parsed.error.issues, inner, "data.action.data").message,
+  };
+}
+
+type Parsers = { [K in RequestKind]: Parser<DataOf<K>> };
+
+const BY_KIND: Parsers = {
+  "promise.get": viaSchema(SCHEMAS.idOnly),
+  "promise.create": viaSchema(SCHEMAS.promiseCreate),
+  "promise.settle": viaSchema(SCHEMAS.promiseSettle),
+  "promise.register_callback": viaSchema(SCHEMAS.registerCallback, ({ awaited, awaiter }) =>
+    awaited === awaiter ? fault("invalid_field", "data.awaiter", "must differ from data.awaited") : undefined,
+  ),
+  "promise.register_listener": viaSchema(SCHEMAS.registerListener),
+  "promise.search": viaSchema(SCHEMAS.promiseSearch),
+  "task.get": viaSchema(SCHEMAS.idOnly),
+  "task.create": parseTaskCreate,
+  "task.acquire": viaSchema(SCHEMAS.taskAcquire),
+  "task.fence": parseTaskFence,
+  "task.heartbeat": viaSchema(SCHEMAS.taskHeartbeat),
+  "task.suspend": parseTaskSuspend,
+  "task.fulfill": parseTaskFulfill,
+  "task.release": viaSchema(SCHEMAS.taskRef),
+  "task.halt": viaSchema(SCHEMAS.idOnly),
+  "task.continue": viaSchema(SCHEMAS.idOnly),
+  "task.search": viaSchema(SCHEMAS.taskSearch),
+  "schedule.get": viaSchema(SCHEMAS.idOnly),
+  "schedule.create": viaSchema(SCHEMAS.scheduleCreate),
+  "schedule.delete": viaSchema(SCHEMAS.idOnly),
+  "schedule.search": viaSchema(SCHEMAS.scheduleSearch),
+  "debug.start": emptyData,
+  "debug.stop": emptyData,
+  "debug.reset": emptyData,
+  "debug.tick": viaSchema(SCHEMAS.debugTick, ({ time }, { debugTime }) =>
+    debugTime !== undefined && debugTime !== time
+      ? fault(
+          "invalid_field",
+          `head["${DEBUG_TIME}"]`,
+          `must equal data.time (${time}) when present, got ${debugTime}`,
+        )
+      : undefined,
+  ),
+  "debug.snap": emptyData,
+};
+
+/** Keyed by the wire kind; a Map so that no inherited property is ever a kind. */
+const PARSERS: ReadonlyMap<string, Parser<unknown>> = new Map(
+  Object.entries(BY_KIND) as [string, Parser<unknown>][],
+);
