@@ -13,7 +13,13 @@ export interface Value {
 
 export type Tags = Record<string, string>;
 
-export const PROMISE_STATES = ["pending", "resolved", "rejected", "rejected_canceled", "rejected_timedout"] as const;
+export const PROMISE_STATES = [
+  "pending",
+  "resolved",
+  "rejected",
+  "rejected_canceled",
+  "rejected_timedout",
+] as const;
 export type PromiseState = (typeof PROMISE_STATES)[number];
 
 /** States a client may ask for in `promise.settle` / `task.fulfill` (§3.5). */

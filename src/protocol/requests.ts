@@ -71,7 +71,10 @@ export type TaskCreateRequest = RequestOf<
   "task.create",
   { pid: string; ttl: number; action: { kind: "promise.create"; data: PromiseCreateData } }
 >;
-export type TaskAcquireRequest = RequestOf<"task.acquire", { id: string; version: number; pid: string; ttl: number }>;
+export type TaskAcquireRequest = RequestOf<
+  "task.acquire",
+  { id: string; version: number; pid: string; ttl: number }
+>;
 export type TaskFenceRequest = RequestOf<"task.fence", { id: string; version: number; action: FenceAction }>;
 export type TaskHeartbeatRequest = RequestOf<
   "task.heartbeat",
@@ -79,7 +82,11 @@ export type TaskHeartbeatRequest = RequestOf<
 >;
 export type TaskSuspendRequest = RequestOf<
   "task.suspend",
-  { id: string; version: number; actions: { kind: "promise.register_callback"; data: RegisterCallbackData }[] }
+  {
+    id: string;
+    version: number;
+    actions: { kind: "promise.register_callback"; data: RegisterCallbackData }[];
+  }
 >;
 export type TaskFulfillRequest = RequestOf<
   "task.fulfill",
@@ -88,7 +95,10 @@ export type TaskFulfillRequest = RequestOf<
 export type TaskReleaseRequest = RequestOf<"task.release", { id: string; version: number }>;
 export type TaskHaltRequest = RequestOf<"task.halt", { id: string }>;
 export type TaskContinueRequest = RequestOf<"task.continue", { id: string }>;
-export type TaskSearchRequest = RequestOf<"task.search", { state?: TaskState; limit?: number; cursor?: string }>;
+export type TaskSearchRequest = RequestOf<
+  "task.search",
+  { state?: TaskState; limit?: number; cursor?: string }
+>;
 export type ScheduleGetRequest = RequestOf<"schedule.get", { id: string }>;
 export type ScheduleCreateRequest = RequestOf<
   "schedule.create",
@@ -102,7 +112,10 @@ export type ScheduleCreateRequest = RequestOf<
   }
 >;
 export type ScheduleDeleteRequest = RequestOf<"schedule.delete", { id: string }>;
-export type ScheduleSearchRequest = RequestOf<"schedule.search", { tags?: Tags; limit?: number; cursor?: string }>;
+export type ScheduleSearchRequest = RequestOf<
+  "schedule.search",
+  { tags?: Tags; limit?: number; cursor?: string }
+>;
 export type DebugStartRequest = RequestOf<"debug.start", Record<string, never>>;
 export type DebugStopRequest = RequestOf<"debug.stop", Record<string, never>>;
 export type DebugResetRequest = RequestOf<"debug.reset", Record<string, never>>;
