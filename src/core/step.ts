@@ -13,7 +13,7 @@
  * transitions due at `now`, bounded per call (P6).
  *
  * Invariants:
- *  C1  A step that fails a check returns changes that are empty.
+ *  C1  A step that fails a check returns no changes and no messages.
  *  C2  Every record in a response is projected at `now` (C8 of the spec).
  */
 import { assert, unreachable } from "../lib/assert.js";
@@ -29,7 +29,7 @@ import {
 } from "./promise-handlers.js";
 import { ok } from "./responses.js";
 import { scheduleCreate, scheduleDelete, scheduleGet, scheduleSearch } from "./schedule-handlers.js";
-import { type Changes, isEmptyChanges, type OutboxEntry, type StateReader } from "./state.js";
+import { type Changes, emptyChanges, type OutboxEntry, type StateReader } from "./state.js";
 import {
   taskAcquire,
   taskContinue,
@@ -75,9 +75,10 @@ export function step(
   const working = new Working(reader);
   const ctx: StepContext = { working, now, config };
   const response = handle(ctx, request);
-  const changes = working.changes();
-  if (response.status >= 400) assert(isEmptyChanges(changes), `a failed ${request.kind} writes nothing`);
-  return { response, changes, messages: working.queuedMessages() };
+  // A refused request writes nothing (§1.3), not even the timeouts it materialised on
+  // the way: projection answers the same, and the sweep persists armed ones later.
+  if (response.status >= 400) return { response, changes: emptyChanges(), messages: [] };
+  return { response, changes: working.changes(), messages: working.queuedMessages() };
 }
 
 function handle(ctx: StepContext, request: Exclude<Request, { kind: ShellRequestKind }>): Response {
