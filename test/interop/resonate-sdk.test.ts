@@ -14,7 +14,8 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "../..");
-const CLI = join(ROOT, "dist/cli/main.js");
+// PLEDGE_INTEROP_CLI runs the suite against another build of the CLI.
+const CLI = process.env.PLEDGE_INTEROP_CLI ?? join(ROOT, "dist/cli/main.js");
 const WORKERS = join(HERE, "workers");
 const LEASE_MS = 2000;
 
@@ -245,13 +246,23 @@ afterAll(async () => {
   await Promise.all([...procs].map((p) => p.kill("SIGKILL")));
   procs.clear();
   if (server && !server.exitInfo) {
-    server.child.kill("SIGTERM");
-    const forced = setTimeout(() => server?.child.kill("SIGKILL"), 3000);
-    await server.exited;
+    // SIGTERM closes the server; a second one makes the CLI exit at once (it
+    // lingered ~5 s after SDK traffic in early builds); SIGKILL as a last resort.
+    const s = server;
+    s.child.kill("SIGTERM");
+    const again = setTimeout(() => s.child.kill("SIGTERM"), 1000);
+    const forced = setTimeout(() => s.child.kill("SIGKILL"), 4000);
+    await s.exited;
+    clearTimeout(again);
     clearTimeout(forced);
   }
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 }, 10_000);
+
+/** A server that died during a test (e.g. a fatal invariant) fails that test even if the SDK got its result. */
+function expectServerAlive(): void {
+  expect(server?.exitInfo, `pledge serve exited during the test\n${diagnostics()}`).toBeUndefined();
+}
 
 describe("@resonatehq/sdk 0.11.5 against pledge serve", () => {
   it("a countdown workflow of ctx.run steps and ctx.sleep timers returns the right result, each step run once", async () => {
@@ -269,6 +280,7 @@ describe("@resonatehq/sdk 0.11.5 against pledge serve", () => {
     expect(result.elapsedMs as number).toBeGreaterThanOrEqual(3 * sleepMs);
     // ...and replays after each resume reused the settled steps instead of rerunning them.
     expect(p.events.filter((e) => e.event === "tick").map((e) => e.n)).toEqual([3, 2, 1]);
+    expectServerAlive();
   }, 30_000);
 
   it("a fan-out of ctx.rpc calls from a worker in group A to a worker in group B aggregates every result", async () => {
@@ -306,6 +318,7 @@ describe("@resonatehq/sdk 0.11.5 against pledge serve", () => {
         .map((e) => e.n as number)
         .sort((x, y) => x - y),
     ).toEqual(nums);
+    expectServerAlive();
   }, 30_000);
 
   it("the fan-out still returns the right result when the group B worker is SIGKILLed mid-run and a new one starts", async () => {
@@ -346,5 +359,6 @@ describe("@resonatehq/sdk 0.11.5 against pledge serve", () => {
     // The killed worker finished nothing, so the replacement redid the interrupted work
     // after the leases (2 s) expired.
     expect(b2.events.filter((e) => e.event === "step").length).toBeGreaterThanOrEqual(1);
+    expectServerAlive();
   }, 40_000);
 });
