@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import {
   Client,
   call,
+  executes,
   expectError,
   expectOk,
   external,
@@ -19,6 +20,38 @@ import {
   VERSION,
 } from "../support/client.js";
 import { AUTH_TOKEN, type Started, start, useServer } from "../support/server.js";
+
+/** Reads an SSE stream until its first event with data; comment lines are keep-alives. */
+async function firstSseEvent(
+  response: Response,
+  timeoutMs: number,
+): Promise<{ event?: string; data: string }> {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const deadline = setTimeout(() => void reader.cancel(), timeoutMs);
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`SSE stream ended without an event: ${JSON.stringify(buffer)}`);
+      buffer += decoder.decode(value, { stream: true });
+      const blocks = buffer.replace(/\r\n/g, "\n").split("\n\n");
+      buffer = blocks.pop() ?? "";
+      for (const block of blocks) {
+        const lines = block.split("\n");
+        const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).replace(/^ /, ""));
+        if (data.length === 0) continue;
+        const event = lines
+          .find((l) => l.startsWith("event:"))
+          ?.slice(6)
+          .trim();
+        return { ...(event === undefined ? {} : { event }), data: data.join("\n") };
+      }
+    }
+  } finally {
+    clearTimeout(deadline);
+  }
+}
 
 function expectErrorHead(reply: Reply, status: number): void {
   expectError(reply, status);
@@ -203,6 +236,31 @@ describe("debug surface", () => {
     const { c } = h;
     expect(await c.ok("debug.stop", {})).toStrictEqual({});
     expect(await c.ok("debug.start", {})).toStrictEqual({});
+  });
+
+  test("debug.start holds messages in the outbox; debug.stop resumes delivery to a connected SSE worker", async () => {
+    const { c, url } = h;
+    const controller = new AbortController();
+    try {
+      c.at(100);
+      const timeoutAt = Date.now() + 3_600_000;
+      expectOk(await c.createPromise("x", timeoutAt, { tags: targeted("poll://any@workers") }));
+      expect(executes(await c.snap(), "x")).toHaveLength(1);
+      const response = await fetch(`${url}/poll/workers/w1`, { signal: controller.signal });
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toContain("text/event-stream");
+      expect(executes(await c.snap(), "x")).toHaveLength(1);
+      expectOk(await c.call("debug.stop", {}));
+      const event = await firstSseEvent(response, 10_000);
+      expect(event.event).toBeUndefined();
+      expect(JSON.parse(event.data)).toMatchObject({
+        kind: "execute",
+        data: { task: { id: "x", version: 0 } },
+      });
+    } finally {
+      controller.abort();
+      await h.c.call("debug.start", {});
+    }
   });
 
   test("resonate:debug_time is the request's now", async () => {

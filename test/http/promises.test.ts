@@ -238,6 +238,38 @@ describe("promise.create", () => {
     expect(snap.tasks[0]).toMatchObject({ id: "tm", state: "fulfilled" });
   });
 
+  test("a timer resolves at its deadline: on tick in storage, and by projection on read", async () => {
+    const { c } = h;
+    c.at(100);
+    expectOk(await c.createPromise("t1", 1000, { tags: timer() }));
+    expectOk(await c.createPromise("t2", 2000, { tags: timer() }));
+    c.at(999);
+    expect((await c.promise("t1")).state).toBe("pending");
+    await c.tick(1000);
+    const snap = await c.check();
+    expect(snap.promises.find((p) => p.id === "t1")).toMatchObject({
+      state: "resolved",
+      value: {},
+      settledAt: 1000,
+    });
+    expect(snap.promises.find((p) => p.id === "t2")).toMatchObject({ state: "pending" });
+    c.at(2000);
+    expect(await c.promise("t2")).toMatchObject({ state: "resolved", value: {}, settledAt: 2000 });
+  });
+
+  test("lineage tags are stored verbatim and not validated", async () => {
+    const { c } = h;
+    c.at(100);
+    const tags = {
+      "resonate:origin": "somewhere.else",
+      "resonate:parent": "unrelated",
+      "resonate:branch": "other-branch",
+      "resonate:prefix": "a.b",
+      "resonate:scope": "global",
+    };
+    expect(expectOk(await c.createPromise("p", 1000, { tags })).promise.tags).toStrictEqual(tags);
+  });
+
   test("a future resonate:delay postpones the first dispatch until the delay instant", async () => {
     const { c } = h;
     c.at(100);
@@ -477,6 +509,19 @@ describe("promise.register_callback", () => {
     expect(expectOk(await c.registerCallback("a", "x")).promise).toStrictEqual(settled);
     expect((await c.snap()).callbacks).toEqual([]);
     expect(await c.task("x")).toMatchObject({ state: "pending", resumes: 0 });
+  });
+
+  test("on a settled awaited does not wake a suspended awaiter (no direct resume)", async () => {
+    const { c } = h;
+    c.at(100);
+    expectOk(await c.taskCreate("x", 100_000));
+    await c.createPromise("a", 100_000, { tags: external() });
+    await c.createPromise("b", 100_000, { tags: external() });
+    expectOk(await c.suspend("x", 1, ["b"]));
+    expectOk(await c.settle("a", "resolved"));
+    expectOk(await c.registerCallback("a", "x"));
+    expect(await c.task("x")).toStrictEqual({ id: "x", state: "suspended", version: 1, resumes: 0 });
+    expect(executes(await c.snap(), "x")).toEqual([]);
   });
 
   test("registers nothing when the awaiter's own promise is already settled", async () => {

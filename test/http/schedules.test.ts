@@ -112,6 +112,14 @@ describe("schedule.create", () => {
     expectOk(await scheduleCreate(c, { promiseTags: { k: "v" } }));
   });
 
+  test("accepts a schedule id containing a dot", async () => {
+    const { c } = h;
+    c.at(100);
+    expectOk(await scheduleCreate(c, { id: "nightly.report" }));
+    await c.tick(MINUTE);
+    expect((await c.promise(`nightly.report.${MINUTE}`)).state).toBe("pending");
+  });
+
   test("answers 400 for malformed data or an unparseable cron, and stores nothing", async () => {
     const { c } = h;
     c.at(100);
