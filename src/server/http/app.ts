@@ -167,13 +167,16 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
           resolve();
         });
       });
+      // Keep-alive comments on a timer that dies with the connection, so a closed
+      // stream leaves nothing behind that would hold the process open.
+      const keepAlive = setInterval(() => {
+        if (!closed) stream.write(":\n\n").catch(() => {});
+      }, keepAliveMs);
       try {
         await stream.write(":\n\n");
-        while (!closed) {
-          await Promise.race([stream.sleep(keepAliveMs), finished]);
-          if (!closed) await stream.write(":\n\n");
-        }
+        await finished;
       } finally {
+        clearInterval(keepAlive);
         closed = true;
         disconnect();
         openConnections -= 1;
