@@ -47,6 +47,8 @@ export class ServerShell {
   readonly connections = new ConnectionRegistry();
   readonly processor: Processor;
   private paused = false;
+  /** Messages handed to a route whose removal from the outbox has not committed yet, by key. */
+  private readonly handedOver = new Map<string, string>();
   private closed = false;
   private sweepTimer: unknown;
   private sweepAt: number | undefined;
@@ -125,18 +127,28 @@ export class ServerShell {
     this.armSweep(nextDueAt);
   }
 
-  /** Hands messages to their routes; delivered ones leave the outbox in a later batch. */
+  /**
+   * Hands messages to their routes; delivered ones leave the outbox in a later
+   * batch. Until that removal commits, the same message is not handed over again
+   * (a connection opening reads the outbox while a fresh commit is delivered).
+   */
   private deliver(entries: OutboxEntry[]): void {
     if (this.paused || entries.length === 0) return;
     const delivered: string[] = [];
     for (const entry of entries) {
+      const body = JSON.stringify(entry.message);
+      if (this.handedOver.get(entry.key) === body) continue;
       const route = parseAddress(entry.address);
+      let taken = false;
       if (route.kind === "poll") {
-        if (this.connections.deliver(route, entry.message)) delivered.push(entry.key);
+        taken = this.connections.deliver(route, entry.message);
       } else if (route.kind === "http" && this.push !== undefined) {
         this.push(route.url, entry.message);
-        delivered.push(entry.key);
+        taken = true;
       }
+      if (!taken) continue;
+      this.handedOver.set(entry.key, body);
+      delivered.push(entry.key);
     }
     if (delivered.length > 0) this.removeFromOutbox(delivered);
   }
@@ -151,7 +163,10 @@ export class ServerShell {
           return { result: undefined, messages: [] };
         },
       })
-      .catch((error: unknown) => this.logger.warn({ err: error }, "could not remove delivered messages"));
+      .catch((error: unknown) => this.logger.warn({ err: error }, "could not remove delivered messages"))
+      .finally(() => {
+        for (const key of keys) this.handedOver.delete(key);
+      });
   }
 
   /** Sends queued messages that now have a route, and expires those that waited too long. */

@@ -79,16 +79,23 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
     "/",
     bodyLimit({
       maxSize: options.maxBodyBytes,
-      onError: () =>
-        reply(
-          "unknown",
-          "0",
-          protocolError(
-            413,
-            "body_too_large",
-            `body: larger than the limit of ${options.maxBodyBytes} bytes`,
-          ),
-        ),
+      onError: (c) =>
+        options.authToken !== undefined &&
+        !tokenMatches(options.authToken, bearer(c.req.header("authorization")))
+          ? reply(
+              "unknown",
+              "0",
+              protocolError(401, "unauthorized", "authorization: missing or invalid token"),
+            )
+          : reply(
+              "unknown",
+              "0",
+              protocolError(
+                413,
+                "body_too_large",
+                `body: larger than the limit of ${options.maxBodyBytes} bytes`,
+              ),
+            ),
     }),
     async (c) => {
       const bytes = new Uint8Array(await c.req.arrayBuffer());
