@@ -125,6 +125,8 @@ export interface StateReader {
   due(now: number, limit: number): DueWork;
   /** The earliest armed timer of any kind, or undefined when none is armed. */
   nextDueAt(): number | undefined;
+  /** The queued message with this key, if any. */
+  outboxEntry(key: string): OutboxEntry | undefined;
   /** Queued messages, sorted by key. */
   outbox(query: OutboxQuery): OutboxEntry[];
   /** Every callback and listener, for `debug.snap`. */

@@ -11,7 +11,7 @@
  *     `401` unless the `Authorization` header carries the token.)
  *  2. `parseRequest`: the §1.4 order: envelope → version → unknown kind (`400`) →
  *     `debug.*` without debug mode (`403`) → kind-specific `data` (`400`).
- * Size (`413`) and content type (`415`) are the HTTP layer's checks; it builds
+ * Size (`413`) is the HTTP layer's check; it builds
  * those failures with the same `ParseFailure` shape and `failureResponse`.
  *
  * Invariants (tests cite them):

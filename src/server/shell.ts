@@ -134,7 +134,7 @@ export class ServerShell {
    */
   private deliver(entries: OutboxEntry[]): void {
     if (this.paused || entries.length === 0) return;
-    const delivered: string[] = [];
+    const delivered: { key: string; body: string }[] = [];
     for (const entry of entries) {
       const body = JSON.stringify(entry.message);
       if (this.handedOver.get(entry.key) === body) continue;
@@ -148,24 +148,31 @@ export class ServerShell {
       }
       if (!taken) continue;
       this.handedOver.set(entry.key, body);
-      delivered.push(entry.key);
+      delivered.push({ key: entry.key, body });
     }
     if (delivered.length > 0) this.removeFromOutbox(delivered);
   }
 
-  private removeFromOutbox(keys: string[]): void {
-    const changes = emptyChanges();
-    changes.deletedOutbox = keys;
+  /** Removes messages from the outbox unless a newer message replaced them meanwhile. */
+  private removeFromOutbox(entries: { key: string; body: string }[]): void {
     this.processor
       .submit({
         run: (tx) => {
+          const changes = emptyChanges();
+          changes.deletedOutbox = entries
+            .filter(({ key, body }) => {
+              const stored = tx.outboxEntry(key);
+              return stored !== undefined && JSON.stringify(stored.message) === body;
+            })
+            .map(({ key }) => key);
           tx.apply(changes);
           return { result: undefined, messages: [] };
         },
       })
       .catch((error: unknown) => this.logger.warn({ err: error }, "could not remove delivered messages"))
       .finally(() => {
-        for (const key of keys) this.handedOver.delete(key);
+        for (const { key, body } of entries)
+          if (this.handedOver.get(key) === body) this.handedOver.delete(key);
       });
   }
 
@@ -193,7 +200,9 @@ export class ServerShell {
         );
         if (expired.length > 0) {
           this.logger.debug({ count: expired.length }, "expired undelivered messages");
-          this.removeFromOutbox(expired.map((entry) => entry.key));
+          this.removeFromOutbox(
+            expired.map((entry) => ({ key: entry.key, body: JSON.stringify(entry.message) })),
+          );
         }
         if (page.length < OUTBOX_PAGE) return;
         after = page[page.length - 1]?.key;

@@ -187,6 +187,11 @@ export class MemoryStore implements Store, StoreTransaction {
     return next;
   }
 
+  outboxEntry(key: string): OutboxEntry | undefined {
+    const entry = this.messages.get(key);
+    return entry && structuredClone(entry);
+  }
+
   outbox(query: OutboxQuery): OutboxEntry[] {
     return [...this.messages.values()]
       .filter(

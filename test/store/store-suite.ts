@@ -354,6 +354,14 @@ export function describeStore(
         expect(await read((tx) => tx.outbox({ limit: 10 }))).toStrictEqual([execute, unblock]);
       });
 
+      it("one queued message reads back by its key, and a missing key reads as undefined", async () => {
+        const execute = executeFixture("t1", "poll://any@default", 2);
+        await write({ outbox: [execute, unblock] });
+        expect(await read((tx) => tx.outboxEntry(unblock.key))).toStrictEqual(unblock);
+        expect(await read((tx) => tx.outboxEntry(executeKey("t1")))).toStrictEqual(execute);
+        expect(await read((tx) => tx.outboxEntry("missing"))).toBeUndefined();
+      });
+
       it("a message with a key already queued replaces the old one", async () => {
         await write({ outbox: [executeFixture("t1", "poll://any@a", 1)] });
         await write({ outbox: [executeFixture("t1", "poll://any@b", 2)] });

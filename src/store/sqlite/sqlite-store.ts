@@ -605,6 +605,9 @@ function prepareStatements(db: Database.Database) {
     deleteListeners: db.prepare("DELETE FROM listeners WHERE awaited = ?"),
     insertListener: db.prepare("INSERT INTO listeners (awaited, address) VALUES (?, ?)"),
     deleteOutbox: db.prepare("DELETE FROM outbox WHERE key = ?"),
+    outboxEntry: db.prepare<[string], OutboxRow>(
+      "SELECT key, address, message, created_at FROM outbox WHERE key = ?",
+    ),
     upsertOutbox: db.prepare(
       "INSERT INTO outbox (key, address, message, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET " +
         "address = excluded.address, message = excluded.message, created_at = excluded.created_at",
@@ -852,6 +855,11 @@ class SqliteTransaction implements StoreTransaction {
 
   nextDueAt(): number | undefined {
     return this.statements.nextDueAt.get() ?? undefined;
+  }
+
+  outboxEntry(key: string): OutboxEntry | undefined {
+    const row = this.statements.outboxEntry.get(key);
+    return row === undefined ? undefined : outboxFromRow(row);
   }
 
   outbox(query: OutboxQuery): OutboxEntry[] {
