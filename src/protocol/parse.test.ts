@@ -394,6 +394,15 @@ describe("parseRequest: fields of data", () => {
     });
   });
 
+  it("answers 400 for an id holding a lone surrogate, and accepts a paired one", () => {
+    expect(rejectData("promise.get", { id: "a\uD800b" })).toMatchObject({
+      field: "data.id",
+      message: "data.id: must be well-formed Unicode (a lone surrogate)",
+    });
+    expect(rejectData("promise.get", { id: "\uDC00" }).field).toBe("data.id");
+    expect(parseRequest(envelope("promise.get", { id: "a\uD83D\uDE00" }), { debug: false }).ok).toBe(true);
+  });
+
   it("answers 400 for an id that is not a string", () => {
     for (const id of [1, null, {}, []]) {
       expect(rejectData("schedule.get", { id }).message).toBe("data.id: expected a non-empty string");

@@ -289,11 +289,20 @@ function isNonNegativeInteger(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
-/** Ids: non-empty, no NUL (PROTOCOL.md §9 "Safe extra validation"; empty ids per Pledge's decisions). */
+/** A UTF-16 surrogate without its pair: it cannot be stored as UTF-8 and would come back changed. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Ids: non-empty, no NUL (PROTOCOL.md §9 "Safe extra validation"; empty ids per
+ * Pledge's decisions), and well-formed Unicode so every store keeps them exactly.
+ */
 const Id = z
   .string({ error: "expected a non-empty string" })
   .min(1, { error: "expected a non-empty string" })
-  .refine((value) => !value.includes("\u0000"), { error: "must not contain NUL (\\u0000)" });
+  .refine((value) => !value.includes("\u0000"), { error: "must not contain NUL (\\u0000)" })
+  .refine((value) => !LONE_SURROGATE.test(value), {
+    error: "must be well-formed Unicode (a lone surrogate)",
+  });
 
 /** Instants, durations, versions and ttl: safe non-negative integers (§1.2). */
 const NonNegativeInteger = z.int({ error: NON_NEGATIVE_INTEGER }).min(0, { error: NON_NEGATIVE_INTEGER });
