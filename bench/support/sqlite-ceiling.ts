@@ -5,10 +5,15 @@
  * inserts, in transactions of 100 rows and of one row. The core loop is what
  * Pledge's protocol code costs on top: `step()` + `tx.apply()` inside
  * `store.transaction`, 100 `promise.create` requests per transaction, counting
- * the rows the changes write (promises + tasks). Each loop runs for a fixed time.
+ * the rows the changes write (promises + tasks). Between the two, the store
+ * loop does the store's share alone: per row the read `promise.create` makes
+ * (`tx.promise(id)`, a miss) and `tx.apply` of the record it would write, built
+ * by hand, so raw ÷ store is the schema's cost and store ÷ core the core's.
+ * Each loop runs for a fixed time.
  */
 import path from "node:path";
 import Database from "better-sqlite3";
+import { emptyChanges, type StoredPromise } from "../../src/core/state.js";
 import { type CoreConfig, step } from "../../src/core/step.js";
 import type { PromiseCreateRequest } from "../../src/protocol/requests.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
@@ -97,6 +102,49 @@ export async function coreLoop(store: Store, durationMs: number): Promise<{ rows
     elapsedMs = performance.now() - started;
   }
   return { rowsPerSecond: rows / (elapsedMs / 1000) };
+}
+
+/** Rows per second of the store's own work for promise.create: one read (a miss) and one apply per row. */
+export async function storeLoop(store: Store, durationMs: number): Promise<{ rowsPerSecond: number }> {
+  let rows = 0;
+  let next = 0;
+  const started = performance.now();
+  let elapsedMs = 0;
+  while (elapsedMs < durationMs) {
+    const now = Date.now();
+    rows += await store.transaction((tx) => {
+      for (let i = 0; i < ROWS_PER_TRANSACTION; i += 1) {
+        next += 1;
+        const id = `store-${next}`;
+        if (tx.promise(id) !== undefined) throw new Error(`store loop: ${id} exists`);
+        const promise: StoredPromise = {
+          id,
+          state: "pending",
+          param: { headers: {}, data: VALUE },
+          value: {},
+          tags: {},
+          timeoutAt: now + HOUR_MS,
+          createdAt: now,
+          armed: false,
+        };
+        const changes = emptyChanges();
+        changes.promises.push(promise);
+        tx.apply(changes);
+      }
+      return ROWS_PER_TRANSACTION;
+    });
+    elapsedMs = performance.now() - started;
+  }
+  return { rowsPerSecond: rows / (elapsedMs / 1000) };
+}
+
+export async function storeLoopOnSqlite(options: LoopOptions): Promise<{ rowsPerSecond: number }> {
+  const store = openSqliteStore({ path: options.file, sync: options.sync });
+  try {
+    return await storeLoop(store, options.durationMs);
+  } finally {
+    await store.close();
+  }
 }
 
 export async function coreLoopOnSqlite(options: LoopOptions): Promise<{ rowsPerSecond: number }> {
