@@ -23,19 +23,25 @@ export class Working {
   private readonly outboxPuts = new Map<string, OutboxEntry>();
   private readonly outboxDeletes = new Set<string>();
   private resetAll = false;
+  // The store does not change during a step, so each record is read from it once.
+  // Records handed out are shared: the core never mutates them, it writes new ones.
+  private readonly readPromises = new Map<string, StoredPromise | undefined>();
+  private readonly readTasks = new Map<string, StoredTask | undefined>();
 
   constructor(readonly reader: StateReader) {}
 
   promise(id: string): StoredPromise | undefined {
     if (this.promises.has(id)) return this.promises.get(id);
     if (this.resetAll) return undefined;
-    return this.reader.promise(id);
+    if (!this.readPromises.has(id)) this.readPromises.set(id, this.reader.promise(id));
+    return this.readPromises.get(id);
   }
 
   task(id: string): StoredTask | undefined {
     if (this.tasks.has(id)) return this.tasks.get(id);
     if (this.resetAll) return undefined;
-    return this.reader.task(id);
+    if (!this.readTasks.has(id)) this.readTasks.set(id, this.reader.task(id));
+    return this.readTasks.get(id);
   }
 
   schedule(id: string): StoredSchedule | undefined {
