@@ -12,8 +12,7 @@
  *  W3  An SSE frame carries exactly one `data:` line (compact JSON has no newline).
  */
 import { timingSafeEqual } from "node:crypto";
-import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { Hono, type HonoRequest } from "hono";
 import { streamSSE } from "hono/streaming";
 import { AssertionError, assert } from "../../lib/assert.js";
 import type { Logger } from "../../lib/logger.js";
@@ -65,6 +64,42 @@ function bearer(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
+/**
+ * The request body, or undefined when it is larger than `maxBytes`. A declared
+ * length is checked before reading (then the adapter's buffered fast path reads
+ * exactly that much); a chunked body is counted as it streams and not read past
+ * the limit.
+ */
+async function readBodyWithin(request: HonoRequest, maxBytes: number): Promise<Uint8Array | undefined> {
+  const declared = request.header("content-length");
+  if (declared !== undefined) {
+    if (Number(declared) > maxBytes) return undefined;
+    return new Uint8Array(await request.arrayBuffer());
+  }
+  const body = request.raw.body;
+  if (body === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
 export function createApp(shell: ServerShell, options: HttpOptions): Hono {
   const app = new Hono();
   const maxConnections = options.maxConnections ?? 10_000;
@@ -75,67 +110,51 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
   const failed = (code: ErrorCode & ("store_unavailable" | "internal"), message: string) =>
     code === "store_unavailable" ? protocolError(503, code, message) : protocolError(500, code, message);
 
-  app.post(
-    "/",
-    bodyLimit({
-      maxSize: options.maxBodyBytes,
-      onError: (c) =>
-        options.authToken !== undefined &&
-        !tokenMatches(options.authToken, bearer(c.req.header("authorization")))
-          ? reply(
-              "unknown",
-              "0",
-              protocolError(401, "unauthorized", "authorization: missing or invalid token"),
-            )
-          : reply(
-              "unknown",
-              "0",
-              protocolError(
-                413,
-                "body_too_large",
-                `body: larger than the limit of ${options.maxBodyBytes} bytes`,
-              ),
-            ),
-    }),
-    async (c) => {
-      const bytes = new Uint8Array(await c.req.arrayBuffer());
-      const decoded = decodeBody(bytes);
-      if (options.authToken !== undefined) {
-        const presented = bearer(c.req.header("authorization")) ?? (decoded.ok ? decoded.auth : undefined);
-        if (!tokenMatches(options.authToken, presented)) {
-          const kind = decoded.ok ? decoded.kind : "unknown";
-          const corrId = decoded.ok ? decoded.corrId : "0";
-          return reply(
-            kind,
-            corrId,
-            protocolError(401, "unauthorized", "authorization: missing or invalid token"),
-          );
-        }
+  const unauthorized = () => protocolError(401, "unauthorized", "authorization: missing or invalid token");
+
+  app.post("/", async (c) => {
+    const headerToken = bearer(c.req.header("authorization"));
+    const bytes = await readBodyWithin(c.req, options.maxBodyBytes);
+    if (bytes === undefined) {
+      // The body is not read past the limit, so only the header can carry a token here.
+      if (options.authToken !== undefined && !tokenMatches(options.authToken, headerToken))
+        return reply("unknown", "0", unauthorized());
+      const message = `body: larger than the limit of ${options.maxBodyBytes} bytes`;
+      return reply("unknown", "0", protocolError(413, "body_too_large", message));
+    }
+    const decoded = decodeBody(bytes);
+    if (options.authToken !== undefined) {
+      const presented = headerToken ?? (decoded.ok ? decoded.auth : undefined);
+      if (!tokenMatches(options.authToken, presented)) {
+        return reply(
+          decoded.ok ? decoded.kind : "unknown",
+          decoded.ok ? decoded.corrId : "0",
+          unauthorized(),
+        );
       }
-      if (!decoded.ok)
-        return reply(decoded.failure.kind, decoded.failure.corrId, failureResponse(decoded.failure));
-      const parsed = parseRequest(decoded.json, { debug: options.debug });
-      if (!parsed.ok)
-        return reply(parsed.failure.kind, parsed.failure.corrId, failureResponse(parsed.failure));
-      const { request } = parsed;
-      try {
-        const response = await shell.handle(request, parsed.debugTime);
-        return reply(request.kind, request.corrId, response);
-      } catch (error) {
-        if (error instanceof StoreUnavailableError) {
-          options.logger.warn({ err: error, kind: request.kind }, "store unavailable");
-          return reply(
-            request.kind,
-            request.corrId,
-            failed("store_unavailable", `store unavailable: ${error.message}`),
-          );
-        }
-        if (error instanceof AssertionError) options.onFatal(error);
-        options.logger.error({ err: error, kind: request.kind }, "request failed");
-        return reply(request.kind, request.corrId, failed("internal", "internal error; see the server log"));
+    }
+    if (!decoded.ok)
+      return reply(decoded.failure.kind, decoded.failure.corrId, failureResponse(decoded.failure));
+    const parsed = parseRequest(decoded.json, { debug: options.debug });
+    if (!parsed.ok) return reply(parsed.failure.kind, parsed.failure.corrId, failureResponse(parsed.failure));
+    const { request } = parsed;
+    try {
+      const response = await shell.handle(request, parsed.debugTime);
+      return reply(request.kind, request.corrId, response);
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        options.logger.warn({ err: error, kind: request.kind }, "store unavailable");
+        return reply(
+          request.kind,
+          request.corrId,
+          failed("store_unavailable", `store unavailable: ${error.message}`),
+        );
       }
-    },
-  );
+      if (error instanceof AssertionError) options.onFatal(error);
+      options.logger.error({ err: error, kind: request.kind }, "request failed");
+      return reply(request.kind, request.corrId, failed("internal", "internal error; see the server log"));
+    }
+  });
 
   app.get("/poll/:group/:id", (c) => {
     if (
