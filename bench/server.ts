@@ -17,7 +17,7 @@
  * one JSON line with every figure.
  *
  * Flags: --store memory|sqlite|sqlite:<path>|both (default both; `sqlite` is a
- * temporary file) · --mode embedded|remote · --concurrency n · --sync full|normal
+ * temporary file) · --mode remote|embedded (default remote: the server in a child process, as real clients are) · --concurrency n · --sync full|normal
  * · --duration s (3) · --warmup s (0.5) · --runs n (3) · --replicas 1.
  */
 import { execFileSync } from "node:child_process";
@@ -72,7 +72,7 @@ function parseSettings(argv: string[]): Settings {
     args: argv,
     options: {
       store: { type: "string", default: "both" },
-      mode: { type: "string", default: "embedded" },
+      mode: { type: "string", default: "remote" },
       concurrency: { type: "string", default: "16" },
       sync: { type: "string", default: "full" },
       duration: { type: "string", default: "3" },
