@@ -65,7 +65,10 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option("--max-body <size>", `largest request body, e.g. 10MiB, 512KiB ${env("MAX_BODY", "10MiB")}`)
     .option("--retry-timeout <duration>", `interval between task dispatches ${env("RETRY_TIMEOUT", "5s")}`)
     .option("--unblock-ttl <duration>", `how long an undelivered unblock waits ${env("UNBLOCK_TTL", "1h")}`)
-    .option("--retain <duration>", "keep settled records this long (env PLEDGE_RETAIN; not enforced yet)")
+    .option(
+      "--retain <duration>",
+      "keep settled records this long (env PLEDGE_RETAIN; not available yet: refused)",
+    )
     .addOption(
       new Option("--log-level <level>", `log level ${env("LOG_LEVEL", "info")}`).choices([...LOG_LEVELS]),
     )

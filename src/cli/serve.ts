@@ -6,7 +6,8 @@
  * I2. A non-loopback host without an auth token is refused (exit 2) unless
  *     `--insecure` (or `PLEDGE_INSECURE`) says so; nothing is started then.
  * I3. Every value is validated before the server starts; garbage is never
- *     silently accepted, including `--retain`, which nothing uses yet.
+ *     silently accepted; `--retain` is validated, then refused, since retention
+ *     is not implemented yet (a flag that does nothing would mislead).
  */
 import { DEFAULT_SERVE_OPTIONS, type ServeOptions } from "../node/options.js";
 import {
@@ -99,6 +100,11 @@ export function resolveServeOptions(flags: ServeFlags, env: Environment): Resolv
   const authToken = text("authToken")?.value;
   if (authToken !== undefined && authToken !== "") options.authToken = authToken;
   const retainMs = parsed("retain", positiveDuration);
+  // Refused rather than ignored: a user who asks for retention must not believe it runs.
+  if (retainMs !== undefined)
+    throw new UsageError(
+      "--retain (PLEDGE_RETAIN): automatic retention is not available in this build yet; settled records are kept forever",
+    );
 
   // I2
   if (!isLoopbackHost(options.host) && options.authToken === undefined && !options.insecure) {

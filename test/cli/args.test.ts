@@ -54,7 +54,6 @@ describe("serve options", () => {
         maxBody: "512KiB",
         retryTimeout: "2s",
         unblockTtl: "30m",
-        retain: "7d",
         logLevel: "warn",
       },
       {},
@@ -73,7 +72,12 @@ describe("serve options", () => {
       unblockTtlMs: 30 * 60_000,
       logLevel: "warn",
     });
-    expect(retainMs).toBe(7 * 86_400_000);
+    expect(retainMs).toBeUndefined();
+  });
+
+  it("refuses a valid --retain, since retention is not implemented yet", () => {
+    expect(() => resolveServeOptions({ retain: "7d" }, {})).toThrow(/--retain .*not available/);
+    expect(() => resolveServeOptions({}, { PLEDGE_RETAIN: "7d" })).toThrow(/not available/);
   });
 
   it("reads PLEDGE_<FLAG> variables, and a flag wins over its variable", () => {
