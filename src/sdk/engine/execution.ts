@@ -1,0 +1,615 @@
+/**
+ * One task's execution: runs the task's function from the top, replaying every
+ * durable call whose promise is already settled (skip-when-done), until the
+ * function is done or blocked on promises only another process can settle.
+ *
+ * Both engines share this runtime. An async function awaits `Future`s; a
+ * generator function yields them and `drive` sends the values back. Frames are
+ * the running function invocations (the task's root function and every local
+ * `ctx.run` of a durable function); ids are `<frame id>.<n>` in call order.
+ *
+ * Execute until blocked (the engine's one await point): after any change, once
+ * the event loop has drained, the execution is blocked when no request is in
+ * flight, no frame is running (each pending frame awaits a pending future), and
+ * some awaited future waits on another process. It then reports `suspended`
+ * with those promise ids; the worker suspends the task (or, on a `300`, calls
+ * `resume` with the fresh records and the same in-memory execution goes on).
+ *
+ * Invariants:
+ *  X1  Ids depend only on program order: `nextId` is called synchronously when a
+ *      durable call is made.
+ *  X2  A recorded promise answers its call only if it records the same kind of
+ *      call and the same function; otherwise the execution fails, naming the call.
+ *  X3  A frame's promise settles only after every child it started has settled
+ *      (detached calls excepted).
+ *  X4  After `abandon`, nothing is written and no outcome is reported again.
+ */
+import { assert } from "../../lib/assert.js";
+import type { Clock, Timers } from "../../lib/clock.js";
+import { type PromiseRecord, TAG, type Tags, type Value } from "../../protocol/records.js";
+import type { PromiseCreateData, Response } from "../../protocol/requests.js";
+import { decode, encode, SerializationError, toError } from "../codec.js";
+import type { Network } from "../network/network.js";
+import type { CallOptions } from "../options.js";
+import { DEFAULT_RETRY, NonRetryableError, retryDelay } from "../retry.js";
+import { Future, type FutureObserver, type TrackedFuture } from "./future.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: durable functions take any arguments.
+export type DurableFunction = (ctx: any, ...args: any[]) => unknown;
+
+export interface RegisteredFunction {
+  name: string;
+  version: number;
+  fn: DurableFunction;
+}
+
+export interface Registry {
+  /** The function registered under `name` at `version`, or its latest version. */
+  get(name: string, version?: number): RegisteredFunction | undefined;
+  /** The name a function was registered under, if it was. */
+  nameOf(fn: DurableFunction): string | undefined;
+}
+
+export interface ExecutionEnvironment {
+  network: Network;
+  registry: Registry;
+  dependencies: ReadonlyMap<string, unknown>;
+  clock: Clock;
+  timers: Timers;
+  /** Source of `ctx.math.random()` on first execution (recorded, then replayed). */
+  random: () => number;
+  group: string;
+  pid: string;
+  /** Builds the context a frame's function receives. */
+  context: (frame: Frame, execution: Execution) => unknown;
+}
+
+export type Outcome =
+  | { kind: "done"; state: "resolved" | "rejected"; value: Value }
+  | { kind: "suspended"; awaited: string[] }
+  | { kind: "abandoned"; reason: string };
+
+/** The recorded promise at a call's position differs from the call the code makes now (X2). */
+export class NondeterminismError extends Error {
+  override name = "NondeterminismError";
+}
+
+/** A durable call whose promise was canceled or timed out. */
+export class PromiseSettledError extends Error {
+  constructor(
+    readonly id: string,
+    readonly state: "rejected_canceled" | "rejected_timedout",
+  ) {
+    super(state === "rejected_canceled" ? `promise ${id} was canceled` : `promise ${id} timed out`);
+    this.name = state === "rejected_canceled" ? "CanceledError" : "TimeoutError";
+  }
+}
+
+type CallKind = "local" | "remote" | "timer" | "latent";
+
+/** A running function invocation: the task's root function or a local durable step. */
+export class Frame {
+  private seq = 0;
+  /** Futures of the children this frame started, for structured concurrency (X3). */
+  readonly children: Future<unknown>[] = [];
+  /** Pending futures this frame awaits. */
+  awaiting = 0;
+  /** The frame's function has not returned yet (or is waiting for its children). */
+  pending = true;
+
+  constructor(
+    readonly id: string,
+    readonly timeoutAt: number,
+    readonly func: string,
+    readonly branch: string,
+    readonly origin: string,
+  ) {}
+
+  nextId(): string {
+    this.seq += 1;
+    return `${this.id}.${this.seq}`;
+  }
+
+  /** A retried attempt replays the same child ids. */
+  restart(): void {
+    this.seq = 0;
+    this.children.length = 0;
+  }
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const BUILTIN_NOW = "pledge.date.now";
+const BUILTIN_RANDOM = "pledge.math.random";
+
+function isGenerator(value: unknown): value is Generator<unknown, unknown, unknown> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as Generator).next === "function" &&
+    typeof (value as Generator).throw === "function" &&
+    typeof (value as Generator)[Symbol.iterator] === "function"
+  );
+}
+
+function paramOf(record: PromiseRecord): { func?: unknown } {
+  const decoded = decode(record.param);
+  return typeof decoded === "object" && decoded !== null ? (decoded as { func?: unknown }) : {};
+}
+
+function kindOf(record: PromiseRecord): CallKind {
+  if (record.tags[TAG.timer] === "true") return "timer";
+  if (Object.hasOwn(record.tags, TAG.target)) return "remote";
+  if (record.tags[TAG.external] === "true") return "latent";
+  return "local";
+}
+
+export class Execution implements FutureObserver {
+  private readonly records = new Map<string, PromiseRecord>();
+  private readonly futures = new Map<string, Future<unknown>>();
+  private readonly frameOf = new Map<TrackedFuture, Frame>();
+  private readonly frames = new Set<Frame>();
+  private busy = 0;
+  private checkScheduled = false;
+  private finished = false;
+  private report: ((outcome: Outcome) => void) | undefined;
+  readonly root: Frame;
+
+  constructor(
+    private readonly env: ExecutionEnvironment,
+    readonly task: { id: string; version: number },
+    private readonly rootRecord: PromiseRecord,
+    preload: readonly PromiseRecord[],
+  ) {
+    for (const record of preload) this.records.set(record.id, record);
+    const branch = rootRecord.tags[TAG.branch] ?? rootRecord.id;
+    const origin = rootRecord.tags[TAG.origin] ?? rootRecord.id;
+    const func = paramOf(rootRecord).func;
+    this.root = new Frame(
+      rootRecord.id,
+      rootRecord.timeoutAt,
+      typeof func === "string" ? func : "",
+      branch,
+      origin,
+    );
+  }
+
+  /** Runs the task's function until it is done or blocked. */
+  start(): Promise<Outcome> {
+    const outcome = this.nextOutcome();
+    const param = decode(this.rootRecord.param) as
+      | { func?: unknown; args?: unknown; version?: unknown }
+      | undefined;
+    const name = typeof param?.func === "string" ? param.func : undefined;
+    const version = typeof param?.version === "number" ? param.version : undefined;
+    const registered = name === undefined ? undefined : this.env.registry.get(name, version);
+    if (registered === undefined) {
+      const what =
+        name === undefined ? "no function name in its param" : `function ${name} is not registered here`;
+      this.finish(this.failure(new NonRetryableError(`cannot run ${this.task.id}: ${what}`)));
+      return outcome;
+    }
+    const args = Array.isArray(param?.args) ? param.args : [];
+    this.frames.add(this.root);
+    void this.runFrame(this.root, registered.fn, args).then(
+      (value) => this.finish({ kind: "done", ...this.success(value) }),
+      (error: unknown) => this.finish(this.failure(toError(error))),
+    );
+    this.scheduleCheck();
+    return outcome;
+  }
+
+  /** After a `300` on suspend: the awaited promises' fresh records; the execution goes on. */
+  resume(records: readonly PromiseRecord[]): Promise<Outcome> {
+    assert(!this.finished, "X4 a finished execution is not resumed");
+    const outcome = this.nextOutcome();
+    for (const record of records) this.learn(record);
+    this.scheduleCheck();
+    return outcome;
+  }
+
+  /** Stops the execution: nothing more is written, no outcome reported (X4). */
+  abandon(reason: string): void {
+    this.finish({ kind: "abandoned", reason });
+  }
+
+  // --- durable calls, used by the contexts ---------------------------------------------
+
+  /** `ctx.run`: a local call; `fn` runs in this process, its promise records the result. */
+  local(frame: Frame, fn: DurableFunction, args: unknown[], options: CallOptions): Future<unknown> {
+    const name = this.env.registry.nameOf(fn) ?? (fn.name || "anonymous");
+    return this.localCall(frame, name, fn, args, options);
+  }
+
+  /** `ctx.rpc` / `beginRpc`: a remote call, run by a worker of the target group. */
+  remote(
+    frame: Frame,
+    name: string,
+    args: unknown[],
+    options: CallOptions,
+    detached = false,
+  ): Future<unknown> {
+    const id = options.id ?? frame.nextId();
+    const param = encode({ func: name, args, version: options.version ?? 1 }, `arguments of ${name} (${id})`);
+    const target = this.address(options.target);
+    const tags: Tags = {
+      ...this.lineage(frame, id, id),
+      [TAG.scope]: "global",
+      [TAG.target]: target,
+      ...options.tags,
+    };
+    return this.durableCall(frame, id, "remote", name, detached, () => ({
+      id,
+      timeoutAt: this.timeoutAt(frame, options.timeout, detached),
+      param,
+      tags,
+    }));
+  }
+
+  /** `ctx.sleep`: a timer promise, resolved by the server at its deadline. */
+  sleep(frame: Frame, until: number): Future<unknown> {
+    const id = frame.nextId();
+    return this.durableCall(frame, id, "timer", "sleep", false, () => ({
+      id,
+      timeoutAt: until,
+      param: {},
+      tags: { ...this.lineage(frame, id, frame.branch), [TAG.scope]: "global", [TAG.timer]: "true" },
+    }));
+  }
+
+  /** `ctx.promise`: a latent promise, settled by anyone from outside. */
+  latent(frame: Frame, options: { id?: string; timeout?: number; tags?: Tags }): Future<unknown> {
+    const id = options.id ?? frame.nextId();
+    return this.durableCall(frame, id, "latent", "promise", false, () => ({
+      id,
+      timeoutAt: this.timeoutAt(frame, options.timeout, false),
+      param: {},
+      tags: {
+        ...this.lineage(frame, id, frame.branch),
+        [TAG.scope]: "global",
+        [TAG.external]: "true",
+        ...options.tags,
+      },
+    }));
+  }
+
+  /** `ctx.date.now()`: the clock read once, recorded, identical on replay. */
+  now(frame: Frame): Future<unknown> {
+    return this.localCall(frame, BUILTIN_NOW, () => this.env.clock.now(), [], { retry: { kind: "never" } });
+  }
+
+  /** `ctx.math.random()`: drawn once, recorded, identical on replay. */
+  random(frame: Frame): Future<unknown> {
+    return this.localCall(frame, BUILTIN_RANDOM, () => this.env.random(), [], { retry: { kind: "never" } });
+  }
+
+  /** A function given by name is looked up in the registry; a function is used as it is. */
+  lookup(fn: DurableFunction | string): DurableFunction {
+    if (typeof fn !== "string") return fn;
+    const registered = this.env.registry.get(fn);
+    if (registered === undefined) throw new Error(`no function registered as ${fn}`);
+    return registered.fn;
+  }
+
+  dependency(name: string): unknown {
+    if (!this.env.dependencies.has(name))
+      throw new Error(`no dependency named ${name}; set it with setDependency`);
+    return this.env.dependencies.get(name);
+  }
+
+  // --- FutureObserver -------------------------------------------------------------------
+
+  awaited(future: TrackedFuture): void {
+    const frame = this.frameOf.get(future);
+    if (frame !== undefined && !future.settled) frame.awaiting += 1;
+    this.scheduleCheck();
+  }
+
+  settled(future: TrackedFuture): void {
+    const frame = this.frameOf.get(future);
+    if (frame !== undefined && future.isAwaited) frame.awaiting -= 1;
+    assert(frame === undefined || frame.awaiting >= 0, "a frame awaits a non-negative number of futures");
+    this.scheduleCheck();
+  }
+
+  // --- internals ------------------------------------------------------------------------
+
+  private localCall(
+    frame: Frame,
+    name: string,
+    fn: DurableFunction,
+    args: unknown[],
+    options: CallOptions,
+  ): Future<unknown> {
+    const id = options.id ?? frame.nextId();
+    const param = encode({ func: name, args, version: options.version ?? 1 }, `arguments of ${name} (${id})`);
+    const future = this.newFuture(id, frame);
+    frame.children.push(future);
+    const recorded = this.records.get(id);
+    if (recorded !== undefined && !this.matches(recorded, "local", name, future)) return future;
+    if (recorded !== undefined && recorded.state !== "pending") {
+      this.settleFrom(future, recorded);
+      return future;
+    }
+    const timeoutAt = this.timeoutAt(frame, options.timeout, false);
+    const tags: Tags = { ...this.lineage(frame, id, frame.branch), [TAG.scope]: "local", ...options.tags };
+    void this.track(async () => {
+      if (recorded === undefined) {
+        const created = await this.fenceCreate({ id, timeoutAt, param, tags });
+        if (created === undefined) return;
+        if (created.state !== "pending") {
+          this.settleFrom(future, created);
+          return;
+        }
+      }
+      const child = new Frame(id, timeoutAt, name, frame.branch, frame.origin);
+      const result = await this.attempts(child, fn, args, options);
+      const settled = await this.fenceSettle(id, result);
+      if (settled !== undefined) this.settleFrom(future, settled);
+    }, future);
+    return future;
+  }
+
+  private durableCall(
+    frame: Frame,
+    id: string,
+    kind: CallKind,
+    name: string,
+    detached: boolean,
+    data: () => PromiseCreateData,
+  ): Future<unknown> {
+    const future = this.newFuture(id, frame);
+    if (!detached) frame.children.push(future);
+    const recorded = this.records.get(id);
+    if (recorded !== undefined && !this.matches(recorded, kind, name, future)) return future;
+    if (recorded !== undefined && recorded.state !== "pending") {
+      this.settleFrom(future, recorded);
+      return future;
+    }
+    void this.track(async () => {
+      const created = await this.fenceCreate(data());
+      if (created === undefined || !this.matches(created, kind, name, future)) return;
+      this.learn(created);
+      if (!future.settled) future.remote = true;
+    }, future);
+    return future;
+  }
+
+  /** Runs `fn` in `frame` under the call's retry policy; resolves with the settlement to record. */
+  private async attempts(
+    frame: Frame,
+    fn: DurableFunction,
+    args: unknown[],
+    options: CallOptions,
+  ): Promise<{ state: "resolved" | "rejected"; value: Value }> {
+    const policy = options.retry ?? DEFAULT_RETRY;
+    for (let attempt = 1; ; attempt += 1) {
+      frame.restart();
+      this.frames.add(frame);
+      frame.pending = true;
+      try {
+        return this.success(await this.runFrame(frame, fn, args));
+      } catch (thrown) {
+        const error = toError(thrown);
+        const delay =
+          error instanceof NonRetryableError || error instanceof SerializationError || this.finished
+            ? undefined
+            : retryDelay(policy, attempt);
+        if (delay === undefined) return this.failure(error);
+        await this.track(() => new Promise<void>((resolve) => this.env.timers.setTimeout(resolve, delay)));
+      }
+    }
+  }
+
+  /** Calls the function with a context for `frame`, drives it if it is a generator, waits for its children. */
+  private async runFrame(frame: Frame, fn: DurableFunction, args: unknown[]): Promise<unknown> {
+    try {
+      const returned = fn(this.env.context(frame, this), ...args);
+      const value = isGenerator(returned) ? await this.drive(returned) : await returned;
+      // X3: a frame settles only after every child it started has settled.
+      for (const child of frame.children) {
+        if (!child.settled) {
+          child.markAwaited();
+          await child.then(
+            () => undefined,
+            () => undefined,
+          );
+        }
+      }
+      return value;
+    } finally {
+      frame.pending = false;
+      this.frames.delete(frame);
+      this.scheduleCheck();
+    }
+  }
+
+  /** The generator engine: each yielded future is awaited and its outcome sent back. */
+  private async drive(generator: Generator<unknown, unknown, unknown>): Promise<unknown> {
+    let input: { value: unknown } | { error: unknown } = { value: undefined };
+    for (;;) {
+      const step: IteratorResult<unknown, unknown> =
+        "error" in input ? generator.throw(input.error) : generator.next(input.value);
+      if (step.done) return step.value;
+      const yielded: unknown = step.value;
+      if (!(yielded instanceof Future)) {
+        input = {
+          error: new TypeError("a durable function yields only durable calls: write yield* ctx.run(…)"),
+        };
+        continue;
+      }
+      try {
+        input = { value: await yielded };
+      } catch (error) {
+        input = { error };
+      }
+    }
+  }
+
+  private matches(record: PromiseRecord, kind: CallKind, name: string, future: Future<unknown>): boolean {
+    const recordedKind = kindOf(record);
+    const recordedName =
+      recordedKind === "local" || recordedKind === "remote" ? paramOf(record).func : undefined;
+    const expectedName = kind === "local" || kind === "remote" ? name : undefined;
+    if (recordedKind === kind && recordedName === expectedName) return true;
+    const recorded = `${recordedKind}${recordedName === undefined ? "" : ` ${String(recordedName)}`}`;
+    const now = `${kind}${expectedName === undefined ? "" : ` ${expectedName}`}`;
+    const error = new NondeterminismError(
+      `nondeterminism in ${this.task.id} at ${record.id}: the code now makes a ${now} call, ` +
+        `but the recorded promise is a ${recorded} call; the function must make the same durable calls in the same order on replay`,
+    );
+    future.reject(error);
+    // The execution fails as a whole: a caught NondeterminismError must not let results mix.
+    this.finish(this.failure(error));
+    return false;
+  }
+
+  private newFuture(id: string, frame: Frame): Future<unknown> {
+    const existing = this.futures.get(id);
+    assert(existing === undefined || existing.settled, `one live future per promise id (${id})`);
+    const future = new Future<unknown>(id, this);
+    this.futures.set(id, future);
+    this.frameOf.set(future, frame);
+    return future;
+  }
+
+  /** A record seen from the server: cache it, and settle the future waiting for it. */
+  private learn(record: PromiseRecord): void {
+    this.records.set(record.id, record);
+    const future = this.futures.get(record.id);
+    if (future !== undefined && !future.settled && record.state !== "pending")
+      this.settleFrom(future, record);
+  }
+
+  private settleFrom(future: Future<unknown>, record: PromiseRecord): void {
+    this.records.set(record.id, record);
+    if (this.finished || future.settled) return;
+    switch (record.state) {
+      case "pending":
+        return;
+      case "resolved":
+        future.resolve(decode(record.value));
+        return;
+      case "rejected":
+        future.reject(toError(decode(record.value)));
+        return;
+      case "rejected_canceled":
+      case "rejected_timedout":
+        future.reject(new PromiseSettledError(record.id, record.state));
+        return;
+    }
+  }
+
+  private success(value: unknown): { state: "resolved"; value: Value } | { state: "rejected"; value: Value } {
+    try {
+      return { state: "resolved", value: encode(value, "the result") };
+    } catch (error) {
+      return { state: "rejected", value: encode(toError(error), "the error") };
+    }
+  }
+
+  private failure(error: Error): { kind: "done"; state: "rejected"; value: Value } & { state: "rejected" } {
+    return { kind: "done", state: "rejected", value: encode(error, "the error") };
+  }
+
+  private lineage(frame: Frame, id: string, branch: string): Tags {
+    return {
+      [TAG.origin]: frame.origin,
+      [TAG.parent]: frame.id,
+      [TAG.branch]: branch,
+      [TAG.prefix]: id,
+    };
+  }
+
+  private address(target: string | undefined): string {
+    const group = target ?? this.env.group;
+    return /^[a-z][a-z0-9+.-]*:\/\//i.test(group) ? group : `poll://any@${group}`;
+  }
+
+  private timeoutAt(frame: Frame, timeoutMs: number | undefined, detached: boolean): number {
+    if (detached) return this.env.clock.now() + (timeoutMs ?? DAY_MS);
+    if (timeoutMs === undefined) return frame.timeoutAt;
+    return Math.min(frame.timeoutAt, this.env.clock.now() + timeoutMs);
+  }
+
+  private async fenceCreate(data: PromiseCreateData): Promise<PromiseRecord | undefined> {
+    return this.fence({ kind: "promise.create", data });
+  }
+
+  private async fenceSettle(
+    id: string,
+    result: { state: "resolved" | "rejected"; value: Value },
+  ): Promise<PromiseRecord | undefined> {
+    return this.fence({ kind: "promise.settle", data: { id, state: result.state, value: result.value } });
+  }
+
+  /** A write under the task's lease; a lost lease abandons the execution (X4). */
+  private async fence(
+    action:
+      | { kind: "promise.create"; data: PromiseCreateData }
+      | { kind: "promise.settle"; data: { id: string; state: "resolved" | "rejected"; value: Value } },
+  ): Promise<PromiseRecord | undefined> {
+    if (this.finished) return undefined;
+    const response: Response = await this.env.network.send({
+      kind: "task.fence",
+      data: { id: this.task.id, version: this.task.version, action },
+    });
+    if (this.finished) return undefined;
+    if (response.status !== 200) {
+      this.abandon(
+        `task ${this.task.id} v${this.task.version} is no longer held (${response.status}: ${String(response.data)})`,
+      );
+      return undefined;
+    }
+    const inner = (response.data as { action: { head: { status: number }; data: unknown } }).action;
+    if (inner.head.status !== 200) throw new Error(`${action.kind} ${action.data.id}: ${String(inner.data)}`);
+    return (inner.data as { promise: PromiseRecord }).promise;
+  }
+
+  /** Counts `work` as in flight, and rejects `future` if it fails. */
+  private async track(work: () => Promise<void>, future?: Future<unknown>): Promise<void> {
+    this.busy += 1;
+    try {
+      await work();
+    } catch (error) {
+      if (future !== undefined && !future.settled && !this.finished) future.reject(toError(error));
+    } finally {
+      this.busy -= 1;
+      this.scheduleCheck();
+    }
+  }
+
+  private nextOutcome(): Promise<Outcome> {
+    assert(this.report === undefined, "one outcome is awaited at a time");
+    return new Promise<Outcome>((resolve) => {
+      this.report = resolve;
+    });
+  }
+
+  private finish(outcome: Outcome): void {
+    if (this.finished) return;
+    if (outcome.kind !== "suspended") this.finished = true;
+    const report = this.report;
+    this.report = undefined;
+    report?.(outcome);
+  }
+
+  private scheduleCheck(): void {
+    if (this.checkScheduled || this.finished || this.report === undefined) return;
+    this.checkScheduled = true;
+    this.env.timers.setTimeout(() => {
+      this.checkScheduled = false;
+      this.checkBlocked();
+    }, 0);
+  }
+
+  /** Blocked: nothing in flight, no frame running, and some awaited future waits on another process. */
+  private checkBlocked(): void {
+    if (this.finished || this.report === undefined || this.busy > 0) return;
+    for (const frame of this.frames) if (frame.pending && frame.awaiting === 0) return;
+    const awaited = [...this.futures.values()]
+      .filter((future) => !future.settled && future.isAwaited && future.remote)
+      .map((future) => future.id);
+    if (awaited.length === 0) return;
+    this.finish({ kind: "suspended", awaited: awaited.sort() });
+  }
+}

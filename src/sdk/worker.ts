@@ -1,0 +1,215 @@
+/**
+ * The worker: claims tasks, runs their executions until done or blocked, and
+ * reports back. It acquires a task with a lease of `ttl` ms, heartbeats every
+ * ttl/2 while it holds any, suspends a blocked execution with one callback per
+ * awaited promise (dropping it from memory on `200`, continuing it on `300`),
+ * and fulfils a finished one. At most `concurrency` tasks are in flight; more
+ * executes wait their turn.
+ *
+ * Invariants:
+ *  W1  A task is held (in `held`) from a successful acquire until its fulfil,
+ *      suspend, release or loss; heartbeats name exactly the held tasks.
+ *  W2  An `execute` for a task already held here is ignored.
+ *  W3  `stop()` releases every held task, so another worker can take it at once.
+ */
+import type { Clock, Timers } from "../lib/clock.js";
+import type { OutgoingMessage, PromiseRecord, TaskRecord } from "../protocol/records.js";
+import { Context } from "./engine/context.js";
+import { Execution, type ExecutionEnvironment, type Outcome, type Registry } from "./engine/execution.js";
+import type { Network } from "./network/network.js";
+
+export interface WorkerOptions {
+  network: Network;
+  registry: Registry;
+  dependencies: ReadonlyMap<string, unknown>;
+  clock: Clock;
+  timers: Timers;
+  random: () => number;
+  group: string;
+  pid: string;
+  /** Lease length in ms. */
+  ttl: number;
+  /** Most tasks in flight at once. */
+  concurrency: number;
+  /** Called with each `unblock` message (the client resolves waiting handles). */
+  onUnblock?: (promise: PromiseRecord) => void;
+  /** Called when a task's execution fails in a way the worker cannot report (logged by the caller). */
+  onError?: (error: unknown, taskId: string) => void;
+}
+
+interface Held {
+  version: number;
+  execution?: Execution;
+}
+
+export class Worker {
+  private readonly held = new Map<string, Held>();
+  private readonly waiting: { id: string; version: number }[] = [];
+  private unsubscribe: (() => void) | undefined;
+  private heartbeatTimer: unknown;
+  private stopped = false;
+  private readonly environment: ExecutionEnvironment;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.environment = {
+      network: options.network,
+      registry: options.registry,
+      dependencies: options.dependencies,
+      clock: options.clock,
+      timers: options.timers,
+      random: options.random,
+      group: options.group,
+      pid: options.pid,
+      context: (frame, execution) => new Context(frame, execution, options.clock),
+    };
+  }
+
+  start(): void {
+    this.unsubscribe = this.options.network.subscribe((message) => this.receive(message));
+    this.scheduleHeartbeat();
+  }
+
+  /** Runs a task this process already holds (a `task.create` answered with it acquired). */
+  adopt(task: TaskRecord, promise: PromiseRecord, preload: PromiseRecord[]): void {
+    if (this.stopped || this.held.has(task.id)) return;
+    this.held.set(task.id, { version: task.version });
+    void this.execute(task, promise, preload);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unsubscribe?.();
+    this.options.timers.clearTimeout(this.heartbeatTimer);
+    const held = [...this.held.entries()];
+    this.held.clear();
+    await Promise.allSettled(
+      held.map(async ([id, { version, execution }]) => {
+        execution?.abandon("the worker stopped");
+        await this.options.network.send({ kind: "task.release", data: { id, version } });
+      }),
+    );
+  }
+
+  private receive(message: OutgoingMessage): void {
+    if (this.stopped) return;
+    if (message.kind === "unblock") {
+      this.options.onUnblock?.(message.data.promise);
+      return;
+    }
+    const { id, version } = message.data.task;
+    if (this.held.has(id) || this.waiting.some((queued) => queued.id === id)) return; // W2
+    this.waiting.push({ id, version });
+    this.drain();
+  }
+
+  private drain(): void {
+    while (!this.stopped && this.held.size < this.options.concurrency && this.waiting.length > 0) {
+      const next = this.waiting.shift() as { id: string; version: number };
+      if (this.held.has(next.id)) continue;
+      this.held.set(next.id, { version: next.version + 1 });
+      void this.acquire(next.id, next.version);
+    }
+  }
+
+  private async acquire(id: string, version: number): Promise<void> {
+    try {
+      const response = await this.options.network.send({
+        kind: "task.acquire",
+        data: { id, version, pid: this.options.pid, ttl: this.options.ttl },
+      });
+      if (response.status !== 200) {
+        // Someone else claimed it, it moved on, or (a retried acquire that was applied) it is ours at a
+        // version we did not see: in every case, not ours to run; the server re-dispatches if needed.
+        this.release(id);
+        return;
+      }
+      const data = response.data as { task: TaskRecord; promise: PromiseRecord; preload: PromiseRecord[] };
+      this.held.set(id, { version: data.task.version });
+      await this.execute(data.task, data.promise, data.preload);
+    } catch (error) {
+      this.options.onError?.(error, id);
+      this.release(id);
+    }
+  }
+
+  private async execute(task: TaskRecord, promise: PromiseRecord, preload: PromiseRecord[]): Promise<void> {
+    try {
+      if (promise.state !== "pending") return;
+      const execution = new Execution(
+        this.environment,
+        { id: task.id, version: task.version },
+        promise,
+        preload,
+      );
+      const held = this.held.get(task.id);
+      if (held === undefined) return;
+      held.execution = execution;
+      let outcome: Outcome = await execution.start();
+      for (;;) {
+        if (outcome.kind === "abandoned") return;
+        if (outcome.kind === "done") {
+          await this.options.network.send({
+            kind: "task.fulfill",
+            data: {
+              id: task.id,
+              version: task.version,
+              action: {
+                kind: "promise.settle",
+                data: { id: task.id, state: outcome.state, value: outcome.value },
+              },
+            },
+          });
+          return;
+        }
+        const response = await this.options.network.send({
+          kind: "task.suspend",
+          data: {
+            id: task.id,
+            version: task.version,
+            actions: outcome.awaited.map((awaited) => ({
+              kind: "promise.register_callback" as const,
+              data: { awaited, awaiter: task.id },
+            })),
+          },
+        });
+        if (response.status !== 300) {
+          execution.abandon(response.status === 200 ? "suspended" : `suspend answered ${response.status}`);
+          return;
+        }
+        // Something awaited settled meanwhile: read it and go on with the same execution.
+        const records = await Promise.all(outcome.awaited.map((id) => this.read(id)));
+        outcome = await execution.resume(records.filter((record) => record !== undefined));
+      }
+    } catch (error) {
+      this.options.onError?.(error, task.id);
+    } finally {
+      this.release(task.id);
+    }
+  }
+
+  private async read(id: string): Promise<PromiseRecord | undefined> {
+    const response = await this.options.network.send({ kind: "promise.get", data: { id } });
+    return response.status === 200 ? (response.data as { promise: PromiseRecord }).promise : undefined;
+  }
+
+  private release(id: string): void {
+    this.held.delete(id);
+    this.drain();
+  }
+
+  private scheduleHeartbeat(): void {
+    if (this.stopped) return;
+    this.heartbeatTimer = this.options.timers.setTimeout(
+      () => {
+        const tasks = [...this.held.entries()].map(([id, { version }]) => ({ id, version }));
+        const beat =
+          tasks.length === 0
+            ? Promise.resolve()
+            : this.options.network.send({ kind: "task.heartbeat", data: { pid: this.options.pid, tasks } });
+        void beat.catch(() => {}).finally(() => this.scheduleHeartbeat());
+      },
+      Math.max(1, Math.floor(this.options.ttl / 2)),
+    );
+  }
+}
