@@ -1,0 +1,526 @@
+/**
+ * The remote network: protocol envelopes over `POST {url}` and outgoing
+ * messages over the SSE stream `GET {url}/poll/{group}/{pid}` (PROTOCOL.md
+ * §1.1–§1.3, §1.8, §1.9). It owns the envelope, the bearer token, matching an
+ * answer to its request, retries with backoff, and the poll stream's parser and
+ * reconnects. What an answer means is the caller's business.
+ *
+ * Answers are sorted by the protocol status (`head.status`; the HTTP status
+ * mirrors it on Pledge, and only stands in when a body is not an envelope):
+ *  - 200, 300, 404, 409, 422: a `Response` (N1).
+ *  - other 4xx except 408/429, and 501: a `ProtocolRejection`; the same request
+ *    cannot succeed later (bad field, bad token, too large).
+ *  - anything else (fetch threw, timeout, 408, 429, 5xx, a body that is not an
+ *    envelope for this request): retried, 100 ms doubling to 5 s with jitter,
+ *    until answered or `close()` (then `NetworkClosedError`).
+ *
+ * Retrying is safe because every protocol write is idempotent by id except
+ * `task.acquire`: an acquire whose first attempt was applied but whose answer
+ * was lost answers `409` when retried. The worker treats a `409` on acquire as
+ * "not ours": the task it did acquire lapses with its lease and the server
+ * dispatches it again. Nothing is lost, it is only late.
+ *
+ * Invariants:
+ *  R1  A retried request keeps its body and corrId; only an answer whose `kind`
+ *      and `head.corrId` echo them is accepted (a rejection may echo
+ *      "unknown"/"0": Pledge answers so when it could not read the body).
+ *  R2  After `close()` nothing is pending: no timer, no fetch, no reconnect.
+ *      Until then a pending send or a subscription keeps the process alive (the
+ *      default timers are not `unref`'d), as an open socket would: an awaited
+ *      send must not end the process halfway through a backoff.
+ *  R3  A message reaches `onMessage` in a microtask of its own, never after the
+ *      subscription was stopped, and only once it is an `execute` or an
+ *      `unblock` with the fields a worker reads.
+ */
+import type { Timers } from "../../lib/clock.js";
+import { type OutgoingMessage, PROTOCOL_VERSION } from "../../protocol/records.js";
+import type { ErrorDetail, Response } from "../../protocol/requests.js";
+import { type Network, NetworkClosedError, type NetworkRequest, ProtocolRejection } from "./network.js";
+
+export interface RetryPolicy {
+  initialMs: number;
+  maxMs: number;
+}
+
+export interface RemoteNetworkOptions {
+  /** Where envelopes are posted, exactly (`http://127.0.0.1:8001` posts to `/`). */
+  url: string;
+  /** Bearer token: `Authorization: Bearer` and `head.auth`. */
+  token?: string | undefined;
+  group: string;
+  pid: string;
+  /** Correlation ids. Default `crypto.randomUUID`. */
+  newId?: () => string;
+  /** Default: the process's timers, kept referenced (R2). */
+  timers?: Timers;
+  /** Jitter source, in [0, 1). Default `Math.random`. */
+  random?: () => number;
+  /** Backoff of `send`. Default 100 ms doubling to 5 s. */
+  retry?: RetryPolicy;
+  /** Backoff of the poll stream's reconnects. Default 1 s doubling to 30 s. */
+  reconnect?: RetryPolicy;
+  /** One attempt (answer included) gives up after this long. Default 10 s. */
+  requestTimeoutMs?: number;
+}
+
+export const SEND_RETRY: RetryPolicy = { initialMs: 100, maxMs: 5_000 };
+export const RECONNECT: RetryPolicy = { initialMs: 1_000, maxMs: 30_000 };
+const REQUEST_TIMEOUT_MS = 10_000;
+/** An SSE event larger than this is not a message of ours: drop the connection. */
+const MAX_EVENT_CHARS = 64 * 1024 * 1024;
+
+/** Timers that keep the process alive while armed (R2). */
+export const processTimers: Timers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+// ---------------------------------------------------------------------------
+// Shared with the embedded network (node/embedded-network.ts)
+
+/** The wire envelope of a request. Nested actions get a head too, as other SDKs send them. */
+export function toEnvelope(request: NetworkRequest, corrId: string, auth?: string) {
+  const head =
+    auth === undefined ? { corrId, version: PROTOCOL_VERSION } : { corrId, version: PROTOCOL_VERSION, auth };
+  return { kind: request.kind, head, data: withNestedHeads(request, corrId) };
+}
+
+function withNestedHeads(request: NetworkRequest, corrId: string): unknown {
+  const nest = (action: object) =>
+    "data" in action && "kind" in action
+      ? { kind: action.kind, head: { corrId, version: PROTOCOL_VERSION }, data: action.data }
+      : action;
+  switch (request.kind) {
+    case "task.create":
+    case "task.fence":
+    case "task.fulfill":
+      return { ...request.data, action: nest(request.data.action) };
+    case "task.suspend":
+      return { ...request.data, actions: request.data.actions.map(nest) };
+    default:
+      return request.data;
+  }
+}
+
+export type StatusClass = "answer" | "reject" | "retry";
+
+/** What a protocol status means to the network (header of this file). */
+export function classifyStatus(status: number): StatusClass {
+  if (status === 200 || status === 300 || status === 404 || status === 409 || status === 422) return "answer";
+  if (status === 408 || status === 429) return "retry";
+  if ((status >= 400 && status < 500) || status === 501) return "reject";
+  return "retry";
+}
+
+const DEFAULT_ERROR_CODE: Record<number, string> = {
+  404: "not_found",
+  409: "conflict",
+  422: "unprocessable",
+};
+
+/**
+ * Cancellable waits between attempts. `close` rejects every wait with the
+ * error it is given and refuses new ones, so no timer outlives it (R2).
+ */
+export class Backoff {
+  private readonly waits = new Map<unknown, (error: Error) => void>();
+  private closedWith: Error | undefined;
+
+  constructor(
+    private readonly timers: Timers,
+    private readonly random: () => number,
+  ) {}
+
+  /** The delay before attempt `attempt + 1` (attempt counts from 1): doubling, capped, equal jitter. */
+  delayMs(policy: RetryPolicy, attempt: number): number {
+    const base = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt - 1, 30));
+    return Math.round(base / 2 + (base / 2) * this.random());
+  }
+
+  wait(delayMs: number): Promise<void> {
+    if (this.closedWith !== undefined) return Promise.reject(this.closedWith);
+    return new Promise<void>((resolve, reject) => {
+      const handle = this.timers.setTimeout(() => {
+        this.waits.delete(handle);
+        resolve();
+      }, delayMs);
+      this.waits.set(handle, reject);
+    });
+  }
+
+  close(error: Error): void {
+    this.closedWith ??= error;
+    for (const [handle, reject] of this.waits) {
+      this.timers.clearTimeout(handle);
+      reject(error);
+    }
+    this.waits.clear();
+  }
+}
+
+/** The message shapes a worker reads (R3); anything else is dropped. */
+export function toOutgoingMessage(json: unknown): OutgoingMessage | undefined {
+  if (!isObject(json) || !isObject(json.head) || !isObject(json.data)) return undefined;
+  if (json.kind === "execute") {
+    const task = json.data.task;
+    if (!isObject(task) || typeof task.id !== "string" || !Number.isSafeInteger(task.version))
+      return undefined;
+    return json as unknown as OutgoingMessage;
+  }
+  if (json.kind === "unblock") {
+    const promise = json.data.promise;
+    if (!isObject(promise) || typeof promise.id !== "string" || typeof promise.state !== "string")
+      return undefined;
+    return json as unknown as OutgoingMessage;
+  }
+  return undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+// ---------------------------------------------------------------------------
+// The remote network
+
+type Attempt =
+  | { kind: "answer"; response: Response }
+  | { kind: "reject"; status: number; message: string }
+  | { kind: "retry"; reason: string };
+
+export class RemoteNetwork implements Network {
+  readonly unicast: string;
+  readonly anycast: string;
+  private readonly url: string;
+  private readonly pollUrl: string;
+  private readonly token: string | undefined;
+  private readonly newId: () => string;
+  private readonly timers: Timers;
+  private readonly random: () => number;
+  private readonly retry: RetryPolicy;
+  private readonly reconnect: RetryPolicy;
+  private readonly requestTimeoutMs: number;
+  private readonly backoff: Backoff;
+  private readonly inFlight = new Set<AbortController>();
+  private readonly subscriptions = new Set<PollSubscription>();
+  private closed = false;
+
+  constructor(options: RemoteNetworkOptions) {
+    let parsed: URL;
+    try {
+      parsed = new URL(options.url);
+    } catch {
+      throw new TypeError(`url: not a URL: ${JSON.stringify(options.url)}`);
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+      throw new TypeError(`url: expected http:// or https://, got ${JSON.stringify(options.url)}`);
+    this.url = options.url;
+    this.pollUrl = `${options.url.replace(/\/+$/, "")}/poll/${encodeURIComponent(options.group)}/${encodeURIComponent(options.pid)}`;
+    this.unicast = `poll://uni@${options.group}/${options.pid}`;
+    this.anycast = `poll://any@${options.group}/${options.pid}`;
+    this.token = options.token === "" ? undefined : options.token;
+    this.newId = options.newId ?? (() => globalThis.crypto.randomUUID());
+    this.timers = options.timers ?? processTimers;
+    this.random = options.random ?? Math.random;
+    this.retry = options.retry ?? SEND_RETRY;
+    this.reconnect = options.reconnect ?? RECONNECT;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.backoff = new Backoff(this.timers, this.random);
+  }
+
+  async send(request: NetworkRequest): Promise<Response> {
+    if (this.closed) throw new NetworkClosedError(`network closed; ${request.kind} not sent`);
+    const corrId = this.newId();
+    const body = JSON.stringify(toEnvelope(request, corrId, this.token));
+    let lastFailure = "none";
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.attempt(request.kind, corrId, body);
+      if (outcome.kind === "answer") return outcome.response;
+      if (outcome.kind === "reject") throw new ProtocolRejection(outcome.status, outcome.message);
+      if (outcome.reason !== ABORTED_BY_CLOSE) lastFailure = outcome.reason;
+      if (this.closed) throw closedWhileRetrying(request.kind, lastFailure);
+      try {
+        await this.backoff.wait(this.backoff.delayMs(this.retry, attempt));
+      } catch {
+        throw closedWhileRetrying(request.kind, lastFailure);
+      }
+    }
+  }
+
+  subscribe(onMessage: (message: OutgoingMessage) => void): () => void {
+    if (this.closed) return () => {};
+    const subscription = new PollSubscription({
+      url: this.pollUrl,
+      headers: this.headers({ accept: "text/event-stream" }),
+      timers: this.timers,
+      backoff: new Backoff(this.timers, this.random),
+      reconnect: this.reconnect,
+      onMessage,
+    });
+    this.subscriptions.add(subscription);
+    subscription.start();
+    return () => {
+      subscription.stop();
+      this.subscriptions.delete(subscription);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.backoff.close(new NetworkClosedError("network closed"));
+    for (const controller of this.inFlight) controller.abort();
+    for (const subscription of this.subscriptions) subscription.stop();
+    this.subscriptions.clear();
+  }
+
+  private headers(extra: Record<string, string>): Record<string, string> {
+    return this.token === undefined ? extra : { ...extra, authorization: `Bearer ${this.token}` };
+  }
+
+  /** One POST, its answer read in full, within `requestTimeoutMs`. Never throws. */
+  private async attempt(kind: string, corrId: string, body: string): Promise<Attempt> {
+    const controller = new AbortController();
+    this.inFlight.add(controller);
+    const timeout = this.timers.setTimeout(() => controller.abort(), this.requestTimeoutMs);
+    let httpStatus: number;
+    let text: string;
+    try {
+      const response = await fetch(this.url, {
+        method: "POST",
+        headers: this.headers({ "content-type": "application/json", accept: "application/json" }),
+        body,
+        signal: controller.signal,
+      });
+      httpStatus = response.status;
+      text = await response.text();
+    } catch (error) {
+      const reason = controller.signal.aborted
+        ? this.closed
+          ? ABORTED_BY_CLOSE
+          : `no answer within ${this.requestTimeoutMs} ms`
+        : describeFetchFailure(error);
+      return { kind: "retry", reason };
+    } finally {
+      this.timers.clearTimeout(timeout);
+      this.inFlight.delete(controller);
+    }
+    return readAnswer({ kind, corrId, httpStatus, text });
+  }
+}
+
+const ABORTED_BY_CLOSE = "aborted by close()";
+
+function closedWhileRetrying(kind: string, lastFailure: string): NetworkClosedError {
+  return new NetworkClosedError(`network closed while retrying ${kind} (last failure: ${lastFailure})`);
+}
+
+/** Sorts one HTTP answer (header of this file; R1). */
+function readAnswer(input: { kind: string; corrId: string; httpStatus: number; text: string }): Attempt {
+  const { kind, corrId, httpStatus, text } = input;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  const envelope: { kind?: unknown; head: Record<string, unknown>; data?: unknown } | undefined =
+    isObject(json) && isObject(json.head) ? { kind: json.kind, head: json.head, data: json.data } : undefined;
+  const status = envelope?.head.status;
+  if (envelope === undefined || typeof envelope.kind !== "string" || !Number.isSafeInteger(status)) {
+    // Not an envelope: a proxy, a wrong path, a crashed server. A client fault is final;
+    // a 404 may be a load balancer with no server behind it yet, so it is retried.
+    const described = `HTTP ${httpStatus} without a protocol envelope: ${oneLine(text) || "(empty body)"}`;
+    return classifyStatus(httpStatus) === "reject"
+      ? { kind: "reject", status: httpStatus, message: described }
+      : { kind: "retry", reason: described };
+  }
+  const head = envelope.head;
+  const protocolStatus = status as number;
+  const data = envelope.data;
+  const message = typeof data === "string" ? data : `status ${protocolStatus}`;
+  const echoes = envelope.kind === kind && head.corrId === corrId;
+  switch (classifyStatus(protocolStatus)) {
+    case "reject": {
+      const unread = envelope.kind === "unknown" && head.corrId === "0";
+      if (!echoes && !unread) return { kind: "retry", reason: "the answer is for another request" };
+      return { kind: "reject", status: protocolStatus, message };
+    }
+    case "retry":
+      return { kind: "retry", reason: `status ${protocolStatus}: ${oneLine(message)}` };
+    case "answer": {
+      if (!echoes) return { kind: "retry", reason: "the answer is for another request" };
+      if (protocolStatus === 200 || protocolStatus === 300) {
+        if (data === undefined) return { kind: "retry", reason: `status ${protocolStatus} without data` };
+        return { kind: "answer", response: { status: protocolStatus, data } };
+      }
+      if (typeof data !== "string")
+        return { kind: "retry", reason: `status ${protocolStatus} whose data is not a message` };
+      const error: ErrorDetail =
+        isObject(head.error) &&
+        typeof head.error.code === "string" &&
+        typeof head.error.retryable === "boolean"
+          ? { code: head.error.code, retryable: head.error.retryable }
+          : { code: DEFAULT_ERROR_CODE[protocolStatus] ?? "unknown", retryable: false };
+      return {
+        kind: "answer",
+        response: { status: protocolStatus as 404 | 409 | 422, data, error },
+      };
+    }
+  }
+}
+
+function describeFetchFailure(error: unknown): string {
+  if (!(error instanceof Error)) return oneLine(String(error));
+  // undici wraps the socket error: `TypeError: fetch failed` with `cause.code` ECONNREFUSED etc.
+  const cause = (error as { cause?: unknown }).cause;
+  if (isObject(cause) && typeof cause.code === "string") return `${error.message} (${cause.code})`;
+  return oneLine(error.message);
+}
+
+function oneLine(text: string): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+// ---------------------------------------------------------------------------
+// The poll stream
+
+interface PollSubscriptionOptions {
+  url: string;
+  headers: Record<string, string>;
+  timers: Timers;
+  backoff: Backoff;
+  reconnect: RetryPolicy;
+  onMessage: (message: OutgoingMessage) => void;
+}
+
+/** One subscription: connect, read events, reconnect after a failure or end of stream (N2). */
+class PollSubscription {
+  private stopped = false;
+  private controller: AbortController | undefined;
+  /** Failed connections in a row; reset once a connection opens. */
+  private failures = 0;
+
+  constructor(private readonly options: PollSubscriptionOptions) {}
+
+  start(): void {
+    void this.run();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.controller?.abort();
+    this.options.backoff.close(new NetworkClosedError("subscription stopped"));
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      await this.connectOnce();
+      if (this.stopped) return;
+      this.failures += 1;
+      try {
+        await this.options.backoff.wait(this.options.backoff.delayMs(this.options.reconnect, this.failures));
+      } catch {
+        return; // stopped
+      }
+    }
+  }
+
+  /** One connection, until it fails or ends. Never throws. */
+  private async connectOnce(): Promise<void> {
+    const controller = new AbortController();
+    this.controller = controller;
+    try {
+      const response = await fetch(this.options.url, {
+        headers: this.options.headers,
+        signal: controller.signal,
+      });
+      const contentType = response.headers.get("content-type") ?? "";
+      if (!response.ok || !contentType.includes("text/event-stream") || response.body === null) {
+        await response.body?.cancel().catch(() => {});
+        return;
+      }
+      this.failures = 0;
+      await readEvents(response.body, (data) => this.dispatch(data));
+    } catch {
+      // refused, reset, aborted by stop(), or a stream we will not read: reconnect (or stop)
+    } finally {
+      controller.abort(); // a stream left half-read must not keep its socket (R2)
+      if (this.controller === controller) this.controller = undefined;
+    }
+  }
+
+  private dispatch(data: string): void {
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      return;
+    }
+    const message = toOutgoingMessage(json);
+    if (message === undefined) return;
+    queueMicrotask(() => {
+      if (!this.stopped) this.options.onMessage(message);
+    });
+  }
+}
+
+/**
+ * Reads a `text/event-stream` body (the WHATWG parsing rules, reduced to what
+ * the protocol uses): lines end in CR, LF or CRLF; a blank line ends an event;
+ * `data:` lines are joined with LF; comments (`:`) and `id:`/`retry:` are
+ * ignored; events with an `event:` name other than `message` are not ours.
+ * Resolves when the stream ends; rejects when it fails or is aborted.
+ */
+export async function readEvents(
+  body: ReadableStream<Uint8Array>,
+  onEvent: (data: string) => void,
+): Promise<void> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder("utf-8");
+  let buffer = "";
+  let data: string[] = [];
+  let dataChars = 0;
+  let eventName = "";
+  const line = (text: string) => {
+    if (text === "") {
+      if (data.length > 0 && (eventName === "" || eventName === "message")) onEvent(data.join("\n"));
+      data = [];
+      dataChars = 0;
+      eventName = "";
+      return;
+    }
+    if (text.startsWith(":")) return;
+    const colon = text.indexOf(":");
+    const field = colon < 0 ? text : text.slice(0, colon);
+    let value = colon < 0 ? "" : text.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "data") {
+      data.push(value);
+      dataChars += value.length;
+    } else if (field === "event") {
+      eventName = value;
+    }
+  };
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let start = 0;
+      for (let index = 0; index < buffer.length; index++) {
+        const char = buffer.charCodeAt(index);
+        if (char !== 10 && char !== 13) continue;
+        // A CR at the end of a chunk may be the first half of a CRLF: wait for more.
+        if (char === 13 && index === buffer.length - 1) break;
+        line(buffer.slice(start, index));
+        if (char === 13 && buffer.charCodeAt(index + 1) === 10) index++;
+        start = index + 1;
+      }
+      buffer = buffer.slice(start);
+      if (buffer.length + dataChars > MAX_EVENT_CHARS) throw new Error("SSE event too large");
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}

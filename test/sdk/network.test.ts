@@ -1,0 +1,509 @@
+/**
+ * The SDK's two networks (src/sdk/network): `RemoteNetwork` against a real
+ * in-process server over HTTP + SSE, `EmbeddedNetwork` against a `ServerShell`
+ * built as `node/serve.ts` builds it. Both must give the same answers: protocol
+ * statuses as `Response`s (N1), edge faults as `ProtocolRejection`s naming the
+ * field, messages for the process's addresses through `subscribe` (N2).
+ * Waits are on events; the one deliberate delay is the server that starts late.
+ */
+import { spawn } from "node:child_process";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, test } from "vitest";
+import { AssertionError } from "../../src/lib/assert.js";
+import { MonotonicClock, systemClock, systemTimers, type Timers } from "../../src/lib/clock.js";
+import { silentLogger } from "../../src/lib/logger.js";
+import { EmbeddedNetwork } from "../../src/node/embedded-network.js";
+import { DEFAULT_SERVE_OPTIONS, type RunningServer, type ServeOptions } from "../../src/node/options.js";
+import { startServer } from "../../src/node/serve.js";
+import type { OutgoingMessage } from "../../src/protocol/records.js";
+import {
+  type Network,
+  NetworkClosedError,
+  type NetworkRequest,
+  ProtocolRejection,
+} from "../../src/sdk/network/network.js";
+import { processTimers, RemoteNetwork, readEvents } from "../../src/sdk/network/remote.js";
+import { ServerShell } from "../../src/server/shell.js";
+import { MemoryStore } from "../../src/store/memory-store.js";
+import { type Store, StoreUnavailableError } from "../../src/store/store.js";
+import { freePort } from "../server/helpers.js";
+
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function serve(overrides: Partial<ServeOptions> = {}): Promise<RunningServer> {
+  const server = await startServer({
+    ...DEFAULT_SERVE_OPTIONS,
+    store: "memory",
+    port: 0,
+    logLevel: "silent",
+    ...overrides,
+  });
+  cleanups.push(() => server.close());
+  return server;
+}
+
+function remote(url: string, options: { group?: string; pid?: string; token?: string } = {}): RemoteNetwork {
+  const network = new RemoteNetwork({
+    url,
+    group: options.group ?? "g",
+    pid: options.pid ?? "w1",
+    ...options,
+  });
+  cleanups.push(() => network.close());
+  return network;
+}
+
+/** A bare HTTP server whose every request goes to `handler` with its body read. */
+async function fakeServer(
+  handler: (request: IncomingMessage, body: string, response: ServerResponse) => void,
+): Promise<string> {
+  const server = createServer((request, response) => {
+    let body = "";
+    request.setEncoding("utf8");
+    request.on("data", (chunk: string) => {
+      body += chunk;
+    });
+    request.on("end", () => handler(request, body, response));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** The answer envelope to a posted request body. */
+function answer(body: string, status: number, data: unknown, corrId?: string): string {
+  const request = JSON.parse(body) as { kind: string; head: { corrId: string } };
+  return JSON.stringify({
+    kind: request.kind,
+    head: { corrId: corrId ?? request.head.corrId, status, version: "2026-04-01" },
+    data,
+  });
+}
+
+/** Messages received by a subscription, and a way to wait for one (no polling). */
+function inbox(network: Network) {
+  const received: OutgoingMessage[] = [];
+  const waiters: { matches: (message: OutgoingMessage) => boolean; resolve: (m: OutgoingMessage) => void }[] =
+    [];
+  const stop = network.subscribe((message) => {
+    received.push(message);
+    for (const waiter of [...waiters])
+      if (waiter.matches(message)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(message);
+      }
+  });
+  cleanups.push(stop);
+  return {
+    received,
+    next(matches: (message: OutgoingMessage) => boolean): Promise<OutgoingMessage> {
+      const already = received.find(matches);
+      if (already !== undefined) return Promise.resolve(already);
+      return new Promise((resolve) => waiters.push({ matches, resolve }));
+    },
+  };
+}
+
+const HOUR = 3_600_000;
+const executeOf = (id: string) => (message: OutgoingMessage) =>
+  message.kind === "execute" && message.data.task.id === id;
+const unblockOf = (id: string) => (message: OutgoingMessage) =>
+  message.kind === "unblock" && message.data.promise.id === id;
+
+function create(id: string, tags: Record<string, string> = {}): NetworkRequest {
+  return { kind: "promise.create", data: { id, timeoutAt: Date.now() + HOUR, tags } };
+}
+
+/** A backoff long enough that only `close()` can end the wait in time. */
+const LONG_BACKOFF = { initialMs: 120_000, maxMs: 120_000 };
+
+/** Timers that tell when a `LONG_BACKOFF` wait is armed (not a 10 s request timeout). */
+function backoffWatch(): { timers: Timers; armed: Promise<void> } {
+  let signal: () => void = () => {};
+  const armed = new Promise<void>((resolve) => {
+    signal = resolve;
+  });
+  const timers: Timers = {
+    setTimeout: (callback, delayMs) => {
+      if (delayMs >= 60_000) signal();
+      return processTimers.setTimeout(callback, delayMs);
+    },
+    clearTimeout: processTimers.clearTimeout,
+  };
+  return { timers, armed };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection");
+}
+
+/**
+ * The behaviours both networks share; `open` gives a network whose server
+ * side is ready (`group` "g", `pid` "w1").
+ */
+function sharedBehaviours(open: () => Promise<Network>) {
+  test("send answers 200, 404 and 409 as responses", async () => {
+    const network = await open();
+    const created = await network.send(create("p1"));
+    expect(created.status).toBe(200);
+    expect(created.data).toMatchObject({ promise: { id: "p1", state: "pending" } });
+
+    const missing = await network.send({ kind: "promise.get", data: { id: "nope" } });
+    expect(missing).toMatchObject({ status: 404, error: { code: "not_found", retryable: false } });
+    expect(typeof missing.data).toBe("string");
+
+    const root: NetworkRequest = {
+      kind: "task.create",
+      data: {
+        pid: "w1",
+        ttl: 30_000,
+        action: {
+          kind: "promise.create",
+          data: { id: "root", timeoutAt: Date.now() + HOUR, tags: { "resonate:target": network.anycast } },
+        },
+      },
+    };
+    const first = await network.send(root);
+    expect(first.data).toMatchObject({ task: { id: "root", state: "acquired", version: 1 } });
+    const second = await network.send(root);
+    expect(second).toMatchObject({ status: 409, error: { code: "conflict" } });
+  });
+
+  test("a malformed request rejects with a ProtocolRejection naming the field", async () => {
+    const network = await open();
+    const error = await rejection(network.send(create("")));
+    expect(error).toBeInstanceOf(ProtocolRejection);
+    expect(error).toMatchObject({ status: 400, message: expect.stringMatching(/^data\.id: /) });
+  });
+
+  test("a subscription receives the execute of a promise targeted at its group and the unblock of its listener", async () => {
+    const network = await open();
+    expect(network.unicast).toBe("poll://uni@g/w1");
+    expect(network.anycast).toBe("poll://any@g/w1");
+    const messages = inbox(network);
+
+    await network.send(create("job", { "resonate:target": "poll://any@g" }));
+    expect(await messages.next(executeOf("job"))).toMatchObject({
+      kind: "execute",
+      data: { task: { id: "job", version: 0 } },
+    });
+
+    await network.send(create("signal", { "resonate:external": "true" }));
+    await network.send({
+      kind: "promise.register_listener",
+      data: { awaited: "signal", address: network.unicast },
+    });
+    await network.send({
+      kind: "promise.settle",
+      data: { id: "signal", state: "resolved", value: { data: "InllcyI=" } },
+    });
+    expect(await messages.next(unblockOf("signal"))).toMatchObject({
+      kind: "unblock",
+      head: {},
+      data: { promise: { id: "signal", state: "resolved", value: { data: "InllcyI=" } } },
+    });
+  });
+}
+
+describe("remote network", () => {
+  sharedBehaviours(async () => remote((await serve()).url));
+
+  test("the token travels with every request and a wrong one is rejected with 401", async () => {
+    const server = await serve({ authToken: "s3cret" });
+    const good = remote(server.url, { token: "s3cret" });
+    expect((await good.send({ kind: "promise.get", data: { id: "nope" } })).status).toBe(404);
+    const messages = inbox(good);
+    await good.send(create("job", { "resonate:target": "poll://any@g" }));
+    await messages.next(executeOf("job"));
+
+    const wrong = remote(server.url, { token: "guess" });
+    const error = await rejection(wrong.send({ kind: "promise.get", data: { id: "nope" } }));
+    expect(error).toBeInstanceOf(ProtocolRejection);
+    expect(error).toMatchObject({ status: 401 });
+  });
+
+  test("a request too large for the server is rejected with 413", async () => {
+    const server = await serve({ maxBodyBytes: 1024 });
+    const network = remote(server.url);
+    const big: NetworkRequest = {
+      kind: "promise.create",
+      data: { id: "big", timeoutAt: Date.now() + HOUR, param: { data: "x".repeat(4096) } },
+    };
+    const error = await rejection(network.send(big));
+    expect(error).toBeInstanceOf(ProtocolRejection);
+    expect(error).toMatchObject({ status: 413 });
+  });
+
+  test("an answer that is not a protocol answer for this request is retried with the same body until one is", async () => {
+    const seen: { body: string; path: string | undefined; headers: IncomingMessage["headers"] }[] = [];
+    const url = await fakeServer((request, body, response) => {
+      seen.push({ body, path: request.url, headers: request.headers });
+      const json = { "content-type": "application/json" };
+      switch (seen.length) {
+        case 1:
+          return response.writeHead(503, json).end(answer(body, 503, "store down"));
+        case 2:
+          return response.writeHead(200, { "content-type": "text/html" }).end("<html>proxy</html>");
+        case 3:
+          return response.writeHead(200, json).end(answer(body, 200, { promise: {} }, "someone-else"));
+        case 4:
+          return response.writeHead(429, json).end(answer(body, 429, "slow down"));
+        case 5:
+          return response.writeHead(404, { "content-type": "text/html" }).end("no such route");
+        case 6:
+          return request.socket.destroy();
+        default:
+          return response.writeHead(200, json).end(answer(body, 200, { promise: { id: "p" } }));
+      }
+    });
+    const network = new RemoteNetwork({
+      url: `${url}/api`,
+      token: "tok",
+      group: "g",
+      pid: "w1",
+      retry: { initialMs: 1, maxMs: 2 },
+    });
+    cleanups.push(() => network.close());
+    const response = await network.send({ kind: "promise.get", data: { id: "p" } });
+    expect(response).toEqual({ status: 200, data: { promise: { id: "p" } } });
+    expect(seen).toHaveLength(7);
+    const first = seen[0];
+    expect(first?.path).toBe("/api");
+    expect(first?.headers).toMatchObject({ "content-type": "application/json", authorization: "Bearer tok" });
+    expect(JSON.parse(first?.body ?? "")).toMatchObject({
+      kind: "promise.get",
+      head: { version: "2026-04-01", auth: "tok" },
+      data: { id: "p" },
+    });
+    expect(new Set(seen.map(({ body }) => body)).size).toBe(1);
+  });
+
+  test("a refusal without an envelope is final, not retried", async () => {
+    let attempts = 0;
+    const url = await fakeServer((_request, _body, response) => {
+      attempts += 1;
+      response.writeHead(403, { "content-type": "text/plain" }).end("forbidden by the proxy");
+    });
+    const network = remote(url);
+    const error = await rejection(network.send({ kind: "promise.get", data: { id: "p" } }));
+    expect(error).toBeInstanceOf(ProtocolRejection);
+    expect(error).toMatchObject({ status: 403, message: expect.stringContaining("forbidden by the proxy") });
+    expect(attempts).toBe(1);
+  });
+
+  test("the poll stream is read at {url}/poll/{group}/{pid} and reconnects after it ends", async () => {
+    const paths: (string | undefined)[] = [];
+    const url = await fakeServer((request, _body, response) => {
+      paths.push(request.url);
+      const id = `t${paths.length}`;
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      response.end(`:\n\ndata: {"kind":"execute","head":{},"data":{"task":{"id":"${id}","version":1}}}\n\n`);
+    });
+    const network = new RemoteNetwork({
+      url: `${url}/`,
+      group: "my group",
+      pid: "p/1",
+      reconnect: { initialMs: 1, maxMs: 2 },
+    });
+    cleanups.push(() => network.close());
+    expect(network.unicast).toBe("poll://uni@my group/p/1");
+    const messages = inbox(network);
+    await messages.next(executeOf("t2"));
+    expect(
+      messages.received.slice(0, 2).map((message) => message.kind === "execute" && message.data.task.id),
+    ).toEqual(["t1", "t2"]);
+    expect(paths[0]).toBe("/poll/my%20group/p%2F1");
+  });
+
+  test("the event-stream reader splits events on CR, LF and CRLF across chunks, joins data lines and skips comments and named events", async () => {
+    const text =
+      "\uFEFF: keep-alive\r\n\r\n" +
+      'data: {"id":"ü1"}\r\n\r\n' +
+      'event: other\ndata: {"id":"named"}\n\n' +
+      'data: {"id":\ndata:"two-lines"}\r\r' +
+      "id: 7\nretry: 10\ndata:no-space\n\n" +
+      "data: incomplete at the end";
+    const bytes = new TextEncoder().encode(text);
+    const chunks: Uint8Array[] = [];
+    for (let start = 0; start < bytes.length; start += 3) chunks.push(bytes.slice(start, start + 3));
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    const events: string[] = [];
+    await readEvents(stream, (data) => events.push(data));
+    expect(events).toEqual(['{"id":"ü1"}', '{"id":\n"two-lines"}', "no-space"]);
+  });
+
+  test("a server that starts late still gets the request, and the subscription connects", async () => {
+    const port = await freePort();
+    const network = remote(`http://127.0.0.1:${port}`, { group: "late" });
+    const messages = inbox(network);
+    const created = network.send(create("early", { "resonate:target": "poll://any@late" }));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the deliberate delay
+    await serve({ port });
+    expect((await created).status).toBe(200);
+    await messages.next(executeOf("early"));
+  });
+
+  test("close rejects a send that is waiting to retry with NetworkClosedError", async () => {
+    const port = await freePort();
+    const { timers, armed } = backoffWatch();
+    const network = new RemoteNetwork({
+      url: `http://127.0.0.1:${port}`,
+      group: "g",
+      pid: "w1",
+      timers,
+      retry: LONG_BACKOFF,
+    });
+    const pending = network.send({ kind: "promise.get", data: { id: "p" } });
+    await armed;
+    await network.close();
+    const error = await rejection(pending);
+    expect(error).toBeInstanceOf(NetworkClosedError);
+    expect((error as Error).message).toMatch(/promise\.get .*ECONNREFUSED/);
+    expect(await rejection(network.send({ kind: "promise.get", data: { id: "p" } }))).toBeInstanceOf(
+      NetworkClosedError,
+    );
+  }, 5_000);
+
+  test("after close nothing keeps the process alive (a child process exits by itself)", async () => {
+    const server = await serve();
+    const deadPort = await freePort();
+    const remoteModule = new URL("../../src/sdk/network/remote.ts", import.meta.url).href;
+    const script = `
+      import { RemoteNetwork } from ${JSON.stringify(remoteModule)};
+      const live = new RemoteNetwork({ url: process.env.LIVE_URL, group: "g", pid: "child" });
+      const dead = new RemoteNetwork({ url: process.env.DEAD_URL, group: "g", pid: "child",
+        retry: { initialMs: 120000, maxMs: 120000 } });
+      let executed;
+      const seen = new Promise((resolve) => { executed = resolve; });
+      live.subscribe((message) => { if (message.kind === "execute") executed(); });
+      dead.subscribe(() => {});
+      await live.send({ kind: "promise.create", data: { id: "c", timeoutAt: Date.now() + 60000,
+        tags: { "resonate:target": "poll://any@g" } } });
+      await seen;
+      const pending = dead.send({ kind: "promise.get", data: { id: "c" } }).catch((error) => error.name);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await live.close();
+      await dead.close();
+      console.log("closed", await pending);
+    `;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      env: { ...process.env, LIVE_URL: server.url, DEAD_URL: `http://127.0.0.1:${deadPort}` },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk) => {
+      output += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      output += chunk;
+    });
+    const code = await new Promise<number | string>((resolve) => {
+      const limit = setTimeout(() => {
+        child.kill("SIGKILL");
+        resolve("still running 10 s later");
+      }, 10_000);
+      child.on("exit", (exitCode) => {
+        clearTimeout(limit);
+        resolve(exitCode ?? "killed");
+      });
+    });
+    expect({ code, output: output.trim() }).toEqual({ code: 0, output: "closed NetworkClosedError" });
+  }, 15_000);
+});
+
+describe("embedded network", () => {
+  function shellOn(store: Store): ServerShell {
+    const shell = new ServerShell(
+      { store, clock: new MonotonicClock(systemClock), timers: systemTimers, logger: silentLogger },
+      { debug: false, retryTimeoutMs: 5000, unblockTtlMs: HOUR },
+    );
+    cleanups.push(() => shell.close());
+    return shell;
+  }
+
+  function embedded(shell: ServerShell): EmbeddedNetwork {
+    const network = new EmbeddedNetwork(shell, { group: "g", pid: "w1" });
+    cleanups.push(() => network.close());
+    return network;
+  }
+
+  sharedBehaviours(async () => {
+    const shell = shellOn(new MemoryStore());
+    shell.start();
+    return embedded(shell);
+  });
+
+  /** A memory store that throws `StoreUnavailableError` while `failures` is positive. */
+  function flakyStore(): Store & { failures: number } {
+    const inner = new MemoryStore();
+    return {
+      failures: 0,
+      description: "flaky memory",
+      stats: inner.stats,
+      transaction(work) {
+        if (this.failures > 0) {
+          this.failures -= 1;
+          return Promise.reject(new StoreUnavailableError("store down"));
+        }
+        return inner.transaction(work);
+      },
+      ping: () => inner.ping(),
+      close: () => inner.close(),
+    };
+  }
+
+  test("a store that is unavailable for a while is retried until it answers", async () => {
+    const store = flakyStore();
+    const network = embedded(shellOn(store));
+    store.failures = 3;
+    const created = await network.send(create("p1"));
+    expect(created.status).toBe(200);
+    expect(store.failures).toBe(0);
+  });
+
+  test("close rejects a send that is waiting for the store with NetworkClosedError", async () => {
+    const store = flakyStore();
+    const { timers, armed } = backoffWatch();
+    const network = new EmbeddedNetwork(shellOn(store), {
+      group: "g",
+      pid: "w1",
+      timers,
+      retry: LONG_BACKOFF,
+    });
+    store.failures = Number.POSITIVE_INFINITY;
+    const pending = network.send(create("p1"));
+    await armed;
+    await network.close();
+    const error = await rejection(pending);
+    expect(error).toBeInstanceOf(NetworkClosedError);
+    expect((error as Error).message).toMatch(/store down/);
+  }, 5_000);
+
+  test("a bad request never reaches the core's assertions", async () => {
+    const network = embedded(shellOn(new MemoryStore()));
+    const error = await rejection(network.send({ kind: "promise.get", data: { id: "a\u0000b" } }));
+    expect(error).toBeInstanceOf(ProtocolRejection);
+    expect(error).not.toBeInstanceOf(AssertionError);
+  });
+});
