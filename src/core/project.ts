@@ -6,6 +6,14 @@
 import { isTimer, type PromiseRecord, type PromiseState, type TaskRecord } from "../protocol/records.js";
 import type { StoredPromise, StoredTask } from "./state.js";
 
+/**
+ * `at + durationMs`, saturating at the largest safe integer: a deadline "never"
+ * must not overflow into an inexact instant.
+ */
+export function later(at: number, durationMs: number): number {
+  return Math.min(at + durationMs, Number.MAX_SAFE_INTEGER);
+}
+
 /** True when the stored promise is pending but its deadline has passed. */
 export function isTimedOut(promise: StoredPromise, now: number): boolean {
   return promise.state === "pending" && promise.timeoutAt <= now;

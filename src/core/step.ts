@@ -47,6 +47,7 @@ import {
   type CoreConfig,
   expireLease,
   fireSchedule,
+  MAX_OCCURRENCES_PER_STEP,
   materialize,
   retryDispatch,
   type StepContext,
@@ -129,7 +130,7 @@ function handle(ctx: StepContext, request: Exclude<Request, { kind: ShellRequest
       ctx.working.reset();
       return ok({});
     case "debug.tick":
-      runDue(ctx, DEBUG_TICK_LIMIT);
+      runDue(ctx, DEBUG_TICK_LIMIT, Number.POSITIVE_INFINITY);
       return ok([]);
     case "debug.snap":
       return ok(snapshot(ctx.working.reader));
@@ -159,7 +160,7 @@ export function sweep(
   limit = SWEEP_LIMIT,
 ): SweepResult {
   const working = new Working(reader);
-  const more = runDue({ working, now, config }, limit);
+  const more = runDue({ working, now, config }, limit, MAX_OCCURRENCES_PER_STEP);
   return { changes: working.changes(), messages: working.queuedMessages(), more };
 }
 
@@ -169,15 +170,22 @@ export function sweep(
  * retries (R6). Each transition re-checks its guard, so order only matters for
  * efficiency (L7).
  */
-function runDue(ctx: StepContext, limit: number): boolean {
+function runDue(ctx: StepContext, limit: number, maxOccurrences: number): boolean {
   const due = ctx.working.reader.due(ctx.now, limit);
-  for (const id of due.scheduleIds) fireSchedule(ctx, id);
+  let occurrencesLeft = false;
+  for (const id of due.scheduleIds)
+    occurrencesLeft = fireSchedule(ctx, id, maxOccurrences) || occurrencesLeft;
   for (const id of due.promiseIds) materialize(ctx, id);
   for (const id of due.taskIds) {
     expireLease(ctx, id);
     retryDispatch(ctx, id);
   }
-  return due.scheduleIds.length === limit || due.promiseIds.length === limit || due.taskIds.length === limit;
+  return (
+    occurrencesLeft ||
+    due.scheduleIds.length === limit ||
+    due.promiseIds.length === limit ||
+    due.taskIds.length === limit
+  );
 }
 
 const SNAPSHOT_LIMIT = Number.MAX_SAFE_INTEGER;

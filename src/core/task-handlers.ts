@@ -32,7 +32,7 @@ import type {
   TaskSearchRequest,
   TaskSuspendRequest,
 } from "../protocol/requests.js";
-import { projectedTaskState, projectPromise, projectTask } from "./project.js";
+import { later, projectedTaskState, projectPromise, projectTask } from "./project.js";
 import { collectPage, promiseCreate, promiseSettle } from "./promise-handlers.js";
 import { fail, ok } from "./responses.js";
 import type { StoredPromise, StoredTask } from "./state.js";
@@ -49,10 +49,15 @@ import {
 function preload(ctx: StepContext, promise: StoredPromise): PromiseRecord[] {
   const branch = promise.tags[TAG.branch];
   if (branch === undefined) return [];
-  return ctx.working.reader
-    .promisesInBranch(branch)
-    .filter((mate) => mate.id !== promise.id)
-    .map((mate) => projectPromise(ctx.working.promise(mate.id) ?? mate, ctx.now));
+  // Stored branch-mates, and those this very step created (a fenced create).
+  const ids = new Set(ctx.working.reader.promisesInBranch(branch).map((mate) => mate.id));
+  for (const written of ctx.working.writtenPromises())
+    if (written.tags[TAG.branch] === branch) ids.add(written.id);
+  ids.delete(promise.id);
+  return [...ids].sort().flatMap((id) => {
+    const mate = ctx.working.promise(id);
+    return mate === undefined ? [] : [projectPromise(mate, ctx.now)];
+  });
 }
 
 type Held = { ok: true; task: StoredTask; promise: StoredPromise } | { ok: false; response: Response };
@@ -81,7 +86,7 @@ function acquire(ctx: StepContext, task: StoredTask, pid: string, ttl: number): 
     resumeIds: [],
     pid,
     ttl,
-    expiresAt: ctx.now + ttl,
+    expiresAt: later(ctx.now, ttl),
   };
   writeTask(ctx, acquired);
   return acquired;
@@ -167,7 +172,7 @@ export function taskHeartbeat(ctx: StepContext, { data }: TaskHeartbeatRequest):
     if (task === undefined || promise === undefined || promise.state !== "pending") continue;
     if (task.state !== "acquired" || task.version !== ref.version || task.pid !== data.pid) continue;
     assert(task.ttl !== undefined, `acquired task ${task.id} has a ttl`);
-    writeTask(ctx, { ...task, expiresAt: ctx.now + task.ttl });
+    writeTask(ctx, { ...task, expiresAt: later(ctx.now, task.ttl) });
   }
   return ok({});
 }

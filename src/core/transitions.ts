@@ -27,7 +27,7 @@ import {
 import type { PromiseCreateData } from "../protocol/requests.js";
 import { nextOccurrence } from "./cron.js";
 import { checkPromiseTransition, checkTaskTransition } from "./invariants.js";
-import { isPendingAt, isTimedOut, projectPromise } from "./project.js";
+import { isPendingAt, isTimedOut, later, projectPromise } from "./project.js";
 import { executeKey, type StoredPromise, type StoredTask, unblockKey } from "./state.js";
 import type { Working } from "./working.js";
 
@@ -118,7 +118,7 @@ export function createPromise(
       resumeIds: [],
       pid: claim.pid,
       ttl: claim.ttl,
-      expiresAt: at + claim.ttl,
+      expiresAt: later(at, claim.ttl),
     });
     return promise;
   }
@@ -127,7 +127,8 @@ export function createPromise(
   const retryAt = Math.max(delay, at);
   const task: StoredTask = { id: data.id, state: "pending", version: 0, resumeIds: [], retryAt };
   writeTask(ctx, task);
-  if (retryAt === at) dispatch(ctx, task, at);
+  // A schedule creates promises at past occurrences: no execute for one already dead now (C5).
+  if (retryAt === at && isPendingAt(promise, ctx.now)) dispatch(ctx, task, at);
   return promise;
 }
 
@@ -142,7 +143,7 @@ export function dispatch(ctx: StepContext, task: StoredTask, at: number): void {
   assert(isPendingAt(promise, at), `T3 no dispatch of ${task.id} whose promise is settled`);
   const target = promise.tags[TAG.target];
   assert(target !== undefined, `T2 dispatched task ${task.id} is targeted`);
-  writeTask(ctx, { ...task, retryAt: at + ctx.config.retryTimeoutMs });
+  writeTask(ctx, { ...task, retryAt: later(at, ctx.config.retryTimeoutMs) });
   const head = ctx.config.serverUrl === undefined ? {} : { serverUrl: ctx.config.serverUrl };
   ctx.working.enqueue({
     key: executeKey(task.id),
@@ -247,24 +248,28 @@ export function retryDispatch(ctx: StepContext, id: string): void {
   dispatch(ctx, task, ctx.now);
 }
 
-/** Most occurrences one step fires per schedule; the sweep continues in the next step. */
+/** Most occurrences one background sweep step fires per schedule; the next step goes on. */
 export const MAX_OCCURRENCES_PER_STEP = 1000;
 
-/** R7: fire every occurrence `t` with `nextRunAt <= t <= now`, creating each promise at `t`. */
-export function fireSchedule(ctx: StepContext, id: string): void {
+/**
+ * R7: fire every occurrence `t` with `nextRunAt <= t <= now` (at most
+ * `maxOccurrences`), creating each promise at `t`. Returns true when occurrences
+ * due at `now` are left for another step.
+ */
+export function fireSchedule(ctx: StepContext, id: string, maxOccurrences: number): boolean {
   const schedule = ctx.working.schedule(id);
-  if (schedule === undefined) return;
+  if (schedule === undefined) return false;
   let occurrence = schedule.nextRunAt;
   let lastRunAt = schedule.lastRunAt;
   let fired = 0;
-  while (occurrence <= ctx.now && fired < MAX_OCCURRENCES_PER_STEP) {
+  while (occurrence <= ctx.now && fired < maxOccurrences) {
     const promiseId = expandTemplate(schedule.promiseId, schedule.id, occurrence);
     if (ctx.working.promise(promiseId) === undefined) {
       createPromise(
         ctx,
         {
           id: promiseId,
-          timeoutAt: occurrence + schedule.promiseTimeout,
+          timeoutAt: later(occurrence, schedule.promiseTimeout),
           param: schedule.promiseParam,
           tags: schedule.promiseTags,
         },
@@ -278,10 +283,14 @@ export function fireSchedule(ctx: StepContext, id: string): void {
     occurrence = nextOccurrence(schedule.cron, occurrence);
     fired += 1;
   }
-  if (fired === 0) return;
+  if (fired === 0) return false;
   ctx.working.putSchedule({ ...schedule, lastRunAt: lastRunAt as number, nextRunAt: occurrence });
+  return occurrence <= ctx.now;
 }
 
+/** `{{.id}}` and `{{.timestamp}}` in one pass, so placeholders inside the schedule id stay literal. */
 export function expandTemplate(template: string, scheduleId: string, timestamp: number): string {
-  return template.replaceAll("{{.id}}", scheduleId).replaceAll("{{.timestamp}}", String(timestamp));
+  return template.replace(/\{\{\.(id|timestamp)\}\}/g, (_, name: string) =>
+    name === "id" ? scheduleId : String(timestamp),
+  );
 }

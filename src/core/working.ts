@@ -102,6 +102,11 @@ export class Working {
     this.outboxDeletes.clear();
   }
 
+  /** Promises this step wrote. */
+  writtenPromises(): StoredPromise[] {
+    return [...this.promises.values()];
+  }
+
   /** Messages this step queued, in the order they were first queued. */
   queuedMessages(): OutboxEntry[] {
     return [...this.outboxPuts.values()];

@@ -50,13 +50,21 @@ export async function startServer(
       clock,
       timers: systemTimers,
       logger,
-      push: (url, message) => {
-        fetch(url, {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify(message),
-        }).catch((error: unknown) => logger.debug({ err: error, url }, "push delivery failed"));
+      push: async (url, message) => {
+        try {
+          const response = await fetch(url, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify(message),
+            signal: AbortSignal.timeout(10_000),
+          });
+          return response.ok;
+        } catch (error) {
+          logger.debug({ err: error, url }, "push delivery failed; it stays in the outbox");
+          return false;
+        }
       },
+      onFatal,
     },
     {
       debug: options.debug,

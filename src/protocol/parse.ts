@@ -73,6 +73,9 @@ export function failureResponse(failure: ParseFailure): Response {
 // ---------------------------------------------------------------------------
 // Step 1: bytes → JSON
 
+/** A UTF-16 surrogate without its pair: it cannot be stored as UTF-8 and would come back changed. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 export function decodeBody(bytes: Uint8Array): DecodeResult {
@@ -94,6 +97,26 @@ export function decodeBody(bytes: Uint8Array): DecodeResult {
   const head = isObject(json) ? json.head : undefined;
   const auth = isObject(head) && typeof head.auth === "string" ? head.auth : undefined;
   return auth === undefined ? { ok: true, json, kind, corrId } : { ok: true, json, kind, corrId, auth };
+}
+
+/** The path of the first string (or key) holding a lone surrogate, or undefined. */
+function loneSurrogatePath(value: unknown, path: string): string | undefined {
+  if (typeof value === "string") return LONE_SURROGATE.test(value) ? path : undefined;
+  if (typeof value !== "object" || value === null) return undefined;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = loneSurrogatePath(item, `${path}[${index}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    const at = /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+    if (LONE_SURROGATE.test(key)) return at;
+    const found = loneSurrogatePath(item, at);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 function decodeFailure(code: ErrorCode, message: string): DecodeResult {
@@ -134,6 +157,15 @@ const ENVELOPE_KEYS = new Set(["kind", "head", "data"]);
 export function parseRequest(json: unknown, options: ParseOptions): ParseResult {
   const envelope = checkEnvelope(json);
   if (!isEnvelope(envelope)) return failure(json, 400, envelope);
+  // A JSON escape can smuggle in a lone surrogate, which no store keeps as it came
+  // (UTF-8 has no encoding for it): refused anywhere in the request's data.
+  const unpaired = loneSurrogatePath(envelope.data, "data");
+  if (unpaired !== undefined)
+    return failure(
+      json,
+      400,
+      fault("invalid_field", unpaired, "must be well-formed Unicode (a lone surrogate)"),
+    );
   const { kind, head, data } = envelope;
 
   let debugTime: number | undefined;
@@ -288,9 +320,6 @@ const STRING = { error: "expected a string" };
 function isNonNegativeInteger(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
-
-/** A UTF-16 surrogate without its pair: it cannot be stored as UTF-8 and would come back changed. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * Ids: non-empty, no NUL (PROTOCOL.md §9 "Safe extra validation"; empty ids per

@@ -48,7 +48,7 @@ function check(value: unknown, path: string, seen: Set<object>): void {
     throw new SerializationError(`${path}: a circular reference is not JSON-serializable`);
   seen.add(object);
   if (Array.isArray(object)) {
-    object.forEach((item, index) => check(item, `${path}[${index}]`, seen));
+    for (const [index, item] of object.entries()) check(item, `${path}[${index}]`, seen);
   } else {
     const prototype = Object.getPrototypeOf(object);
     if (prototype !== Object.prototype && prototype !== null)

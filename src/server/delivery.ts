@@ -39,12 +39,13 @@ export function parseAddress(address: string): Route {
 }
 
 /** The addresses a connection answers to, for reading its waiting messages from the outbox. */
+/**
+ * Address prefixes of the messages a connection may take: its unicast address and
+ * every anycast of its group. (A prefix may also match another group whose name
+ * extends this one; routing each message by its own address sends it right.)
+ */
 export function addressesOf(connection: { group: string; id: string }): string[] {
-  return [
-    `poll://uni@${connection.group}/${connection.id}`,
-    `poll://any@${connection.group}/${connection.id}`,
-    `poll://any@${connection.group}`,
-  ];
+  return [`poll://uni@${connection.group}/${connection.id}`, `poll://any@${connection.group}`];
 }
 
 export class ConnectionRegistry {

@@ -15,7 +15,7 @@
 
 import { emptyChanges, type OutboxEntry } from "../core/state.js";
 import { type CoreConfig, step, sweep } from "../core/step.js";
-import { assert } from "../lib/assert.js";
+import { AssertionError, assert } from "../lib/assert.js";
 import type { Clock, Timers } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { Request, Response } from "../protocol/requests.js";
@@ -36,8 +36,10 @@ export interface ShellDependencies {
   clock: Clock;
   timers: Timers;
   logger: Logger;
-  /** Pushes a message to an `http(s)://` address; fire-and-forget. */
-  push?: (url: string, message: OutboxEntry["message"]) => void;
+  /** Pushes a message to an `http(s)://` address; resolves true once the receiver accepted it. */
+  push?: (url: string, message: OutboxEntry["message"]) => Promise<boolean>;
+  /** Called with a violated invariant found on the server's own initiative; the process must not go on. */
+  onFatal?: (error: Error) => void;
 }
 
 const OUTBOX_PAGE = 500;
@@ -68,12 +70,14 @@ export class ServerShell {
     this.timers = deps.timers;
     this.logger = deps.logger;
     this.push = deps.push;
+    this.onFatal = deps.onFatal;
     this.processor = new Processor(deps.store, {
       committed: (messages, nextDueAt) => this.committed(messages, nextDueAt),
     });
   }
 
   private readonly push: ShellDependencies["push"];
+  private readonly onFatal: ShellDependencies["onFatal"];
 
   /** Starts the background loops: an immediate sweep and redelivery of what a previous run left queued. */
   start(): void {
@@ -99,7 +103,13 @@ export class ServerShell {
       }
       return { status: 200, data: {} };
     }
-    const now = this.config.debug && debugTime !== undefined ? debugTime : this.clock.now();
+    // `debug.tick(time)` is one request at `now = time` (Pledge's decisions).
+    const now =
+      request.kind === "debug.tick"
+        ? request.data.time
+        : this.config.debug && debugTime !== undefined
+          ? debugTime
+          : this.clock.now();
     return this.processor.submit({
       run: (tx) => {
         const result = step(tx, request, now, this.config);
@@ -117,6 +127,7 @@ export class ServerShell {
   /** Registers a worker's SSE connection and sends it what already waits for it. */
   connect(connection: Connection): () => void {
     this.connections.add(connection);
+    // Its own addresses, and every anycast of its group (one for an absent id falls back to it).
     void this.redeliver(addressesOf(connection));
     return () => this.connections.remove(connection);
   }
@@ -139,16 +150,24 @@ export class ServerShell {
       const body = JSON.stringify(entry.message);
       if (this.handedOver.get(entry.key) === body) continue;
       const route = parseAddress(entry.address);
-      let taken = false;
       if (route.kind === "poll") {
-        taken = this.connections.deliver(route, entry.message);
+        if (!this.connections.deliver(route, entry.message)) continue;
+        this.handedOver.set(entry.key, body);
+        delivered.push({ key: entry.key, body });
       } else if (route.kind === "http" && this.push !== undefined) {
-        this.push(route.url, entry.message);
-        taken = true;
+        // Pushed messages leave the outbox only once the receiver accepted them;
+        // a failed push is tried again by the redelivery loop.
+        this.handedOver.set(entry.key, body);
+        this.push(route.url, entry.message).then(
+          (accepted) => {
+            if (accepted) this.removeFromOutbox([{ key: entry.key, body }]);
+            else if (this.handedOver.get(entry.key) === body) this.handedOver.delete(entry.key);
+          },
+          () => {
+            if (this.handedOver.get(entry.key) === body) this.handedOver.delete(entry.key);
+          },
+        );
       }
-      if (!taken) continue;
-      this.handedOver.set(entry.key, body);
-      delivered.push({ key: entry.key, body });
     }
     if (delivered.length > 0) this.removeFromOutbox(delivered);
   }
@@ -242,10 +261,19 @@ export class ServerShell {
         if (!more || this.paused || this.closed) break;
       }
     } catch (error) {
-      this.logger.warn({ err: error }, "sweep failed; will retry");
+      if (error instanceof AssertionError) this.fatal(error);
+      else this.logger.warn({ err: error }, "sweep failed; will retry");
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /** A violated invariant: stop everything; never keep sweeping on corrupt state. */
+  private fatal(error: AssertionError): void {
+    this.closed = true;
+    this.logger.fatal({ err: error }, "invariant violated");
+    if (this.onFatal === undefined) throw error;
+    this.onFatal(error);
   }
 
   private scheduleMaintenance(): void {

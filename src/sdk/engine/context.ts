@@ -23,6 +23,13 @@ export interface ContextInfo {
   origin: string;
 }
 
+/** What calling a durable function yields: a generator's return value, or an async function's awaited one. */
+export type ResultOf<F> = F extends (...args: never[]) => Generator<unknown, infer R, unknown>
+  ? R
+  : F extends (...args: never[]) => infer R
+    ? Awaited<R>
+    : unknown;
+
 export class Context {
   readonly date: { now: () => Future<number> };
   readonly math: { random: () => Future<number> };
@@ -56,13 +63,17 @@ export class Context {
   }
 
   /** A local call: `fn(ctx, ...args)` runs in this process; its result is recorded. */
-  run<T = unknown>(fn: DurableFunction | string, ...rest: unknown[]): Future<T> {
+  run<F extends DurableFunction>(fn: F, ...rest: unknown[]): Future<ResultOf<F>>;
+  run<T = unknown>(name: string, ...rest: unknown[]): Future<T>;
+  run(fn: DurableFunction | string, ...rest: unknown[]): Future<unknown> {
     const { args, options } = splitOptions(rest);
-    return this.execution.local(this.frame, this.resolve(fn), args, options) as Future<T>;
+    return this.execution.local(this.frame, this.resolve(fn), args, options);
   }
 
-  beginRun<T = unknown>(fn: DurableFunction | string, ...rest: unknown[]): Started<T> {
-    return new Started(this.run<T>(fn, ...rest));
+  beginRun<F extends DurableFunction>(fn: F, ...rest: unknown[]): Started<ResultOf<F>>;
+  beginRun<T = unknown>(name: string, ...rest: unknown[]): Started<T>;
+  beginRun(fn: DurableFunction | string, ...rest: unknown[]): Started<unknown> {
+    return new Started(this.run(fn as string, ...rest));
   }
 
   /** A remote call: the function registered as `name` runs on a worker of the target group. */
