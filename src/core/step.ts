@@ -165,6 +165,18 @@ export function sweep(
 }
 
 /**
+ * Ends every lease at `now`, whatever its deadline (R5 with a dead holder): the
+ * process that owned this store's leases is gone. Tasks return to pending and are
+ * dispatched again. At most `limit` tasks per call; `more` says to call again.
+ */
+export function expireAllLeases(reader: StateReader, now: number, config: CoreConfig, limit = SWEEP_LIMIT): SweepResult {
+  const working = new Working(reader);
+  const acquired = reader.searchTasks({ states: ["acquired"], limit });
+  for (const task of acquired) expireLease({ working, now, config }, task.id, true);
+  return { changes: working.changes(), messages: working.queuedMessages(), more: acquired.length === limit };
+}
+
+/**
  * Fires what is due: schedule occurrences first (they create promises at their
  * own instants), then promise timeouts (R1 with cascades), then leases (R5) and
  * retries (R6). Each transition re-checks its guard, so order only matters for

@@ -230,12 +230,16 @@ function drainCallbacks(ctx: StepContext, settled: StoredPromise): void {
   }
 }
 
-/** R5: an expired lease returns the task to pending and re-dispatches it (gated, C5). */
-export function expireLease(ctx: StepContext, id: string): void {
+/**
+ * R5: an expired lease returns the task to pending and re-dispatches it (gated,
+ * C5). With `holderGone`, the lease counts as expired now whatever its deadline:
+ * its holder is known to be dead (an embedded process reopening its own file).
+ */
+export function expireLease(ctx: StepContext, id: string, holderGone = false): void {
   const promise = materialize(ctx, id);
   const task = ctx.working.task(id);
   if (task === undefined || task.state !== "acquired" || task.expiresAt === undefined) return;
-  if (task.expiresAt > ctx.now || promise === undefined || !isPendingAt(promise, ctx.now)) return;
+  if ((!holderGone && task.expiresAt > ctx.now) || promise === undefined || !isPendingAt(promise, ctx.now)) return;
   makePendingAndDispatch(ctx, task, task.resumeIds);
 }
 

@@ -1,6 +1,8 @@
 /**
- * Composition root of `pledge serve`: the real clock and timers, a store opened
- * from its URL (migrated at open), the shell, the Hono app on Node's HTTP server.
+ * Composition roots of the server: `createShell` (the real clock and timers, HTTP
+ * push, a fatal handler) over an opened store, `listen` (the Hono app on Node's
+ * HTTP server, for any shell), and `startServer` (`pledge serve`: open the store
+ * from its URL, migrated at open, then both).
  */
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
@@ -14,67 +16,95 @@ import type { RunningServer, ServeOptions } from "./options.js";
 
 export interface StartServerDependencies {
   logger?: Logger;
-  /** A store already opened (embedded mode shares it); otherwise `options.store` is opened. */
+  /** A store already opened; otherwise `options.store` is opened (and closed with the server). */
   store?: Store;
   /** Called on a violated invariant; default: log and exit the process. */
   onFatal?: (error: Error) => void;
 }
 
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
-export async function startServer(
-  options: ServeOptions,
-  deps: StartServerDependencies = {},
-): Promise<RunningServer> {
+export function exitOnFatal(logger: Logger): (error: Error) => void {
+  return (error) => {
+    logger.fatal({ err: error }, "invariant violated; stopping");
+    process.exit(70);
+  };
+}
+
+/** Pushes a message to an `http(s)://` address; true once the receiver accepted it. */
+function pushWith(logger: Logger) {
+  return async (url: string, message: unknown): Promise<boolean> => {
+    try {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(message),
+        signal: AbortSignal.timeout(10_000),
+      });
+      return response.ok;
+    } catch (error) {
+      logger.debug({ err: error, url }, "push delivery failed; it stays in the outbox");
+      return false;
+    }
+  };
+}
+
+export interface ShellSettings {
+  debug: boolean;
+  retryTimeoutMs: number;
+  unblockTtlMs: number;
+  /** Put in `execute` messages; read when each is built, so it may be set after listening. */
+  serverUrl: () => string | undefined;
+}
+
+export function createShell(
+  store: Store,
+  settings: ShellSettings,
+  logger: Logger,
+  onFatal: (error: Error) => void,
+) {
+  return new ServerShell(
+    {
+      store,
+      clock: new MonotonicClock(systemClock),
+      timers: systemTimers,
+      logger,
+      push: pushWith(logger),
+      onFatal,
+    },
+    {
+      debug: settings.debug,
+      retryTimeoutMs: settings.retryTimeoutMs,
+      unblockTtlMs: settings.unblockTtlMs,
+      get serverUrl() {
+        return settings.serverUrl();
+      },
+    },
+  );
+}
+
+export interface Listening {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serves `shell` over HTTP (POST /, SSE, health) on `host:port`. */
+export async function listen(
+  shell: ServerShell,
+  options: Pick<
+    ServeOptions,
+    "host" | "port" | "debug" | "maxBodyBytes" | "authToken" | "insecure" | "publicUrl"
+  >,
+  logger: Logger,
+  onFatal: (error: Error) => void,
+): Promise<Listening> {
   if (!isLoopback(options.host) && options.authToken === undefined && !options.insecure)
     throw new Error(
       `refusing to listen on ${options.host} without an auth token; set --auth-token (or PLEDGE_AUTH_TOKEN), or pass --insecure`,
     );
-  const logger = deps.logger ?? createLogger(options.logLevel);
-  const store = deps.store ?? (await openStore(options.store, { sync: options.sync }));
-  const onFatal =
-    deps.onFatal ??
-    ((error: Error) => {
-      logger.fatal({ err: error }, "invariant violated; stopping");
-      process.exit(70);
-    });
-  const clock = new MonotonicClock(systemClock);
-  const publicUrl = () =>
-    options.publicUrl ?? `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
-  let port = options.port;
-  const shell = new ServerShell(
-    {
-      store,
-      clock,
-      timers: systemTimers,
-      logger,
-      push: async (url, message) => {
-        try {
-          const response = await fetch(url, {
-            method: "POST",
-            headers: { "Content-Type": "application/json" },
-            body: JSON.stringify(message),
-            signal: AbortSignal.timeout(10_000),
-          });
-          return response.ok;
-        } catch (error) {
-          logger.debug({ err: error, url }, "push delivery failed; it stays in the outbox");
-          return false;
-        }
-      },
-      onFatal,
-    },
-    {
-      debug: options.debug,
-      retryTimeoutMs: options.retryTimeoutMs,
-      unblockTtlMs: options.unblockTtlMs,
-      get serverUrl() {
-        return publicUrl();
-      },
-    },
-  );
   const app = createApp(shell, {
     debug: options.debug,
     maxBodyBytes: options.maxBodyBytes,
@@ -88,25 +118,64 @@ export async function startServer(
     );
     started.once("error", reject);
   });
-  port = (server.address() as AddressInfo).port;
-  const url = publicUrl();
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host.includes(":") ? `[${options.host}]` : options.host;
+  return {
+    url: options.publicUrl ?? `http://${host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }),
+  };
+}
+
+export async function startServer(
+  options: ServeOptions,
+  deps: StartServerDependencies = {},
+): Promise<RunningServer> {
+  if (!isLoopback(options.host) && options.authToken === undefined && !options.insecure)
+    throw new Error(
+      `refusing to listen on ${options.host} without an auth token; set --auth-token (or PLEDGE_AUTH_TOKEN), or pass --insecure`,
+    );
+  const logger = deps.logger ?? createLogger(options.logLevel);
+  const store = deps.store ?? (await openStore(options.store, { sync: options.sync }));
+  const onFatal = deps.onFatal ?? exitOnFatal(logger);
+  let url: string | undefined;
+  const shell = createShell(
+    store,
+    {
+      debug: options.debug,
+      retryTimeoutMs: options.retryTimeoutMs,
+      unblockTtlMs: options.unblockTtlMs,
+      serverUrl: () => url,
+    },
+    logger,
+    onFatal,
+  );
+  let http: Listening;
+  try {
+    http = await listen(shell, options, logger, onFatal);
+  } catch (error) {
+    if (deps.store === undefined) await store.close();
+    throw error;
+  }
+  url = http.url;
   (store as { setOwnerUrl?: (url: string) => void }).setOwnerUrl?.(url);
   shell.start();
   logger.info({ url, store: store.description, debug: options.debug }, "pledge server listening");
   let closing: Promise<void> | undefined;
   return {
-    url,
-    port,
+    url: http.url,
+    port: http.port,
     get stats() {
       return { commits: store.stats.commits, requests: shell.processor.stats.items };
     },
     close() {
       closing ??= (async () => {
         await shell.close();
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          (server as { closeAllConnections?: () => void }).closeAllConnections?.();
-        });
+        await http.close();
         if (deps.store === undefined) await store.close();
       })();
       return closing;

@@ -14,7 +14,7 @@
  */
 
 import { emptyChanges, type OutboxEntry } from "../core/state.js";
-import { type CoreConfig, step, sweep } from "../core/step.js";
+import { type CoreConfig, expireAllLeases, step, sweep } from "../core/step.js";
 import { AssertionError, assert } from "../lib/assert.js";
 import type { Clock, Timers } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
@@ -117,6 +117,24 @@ export class ServerShell {
         return { result: result.response, messages: result.messages };
       },
     });
+  }
+
+  /**
+   * Ends every lease in the store now: an embedded process that reopens its own
+   * file knows the previous owner, and so every holder, is gone (INTERFACES.md).
+   */
+  async expireAllLeases(): Promise<void> {
+    for (;;) {
+      const now = this.clock.now();
+      const more = await this.processor.submit({
+        run: (tx) => {
+          const result = expireAllLeases(tx, now, this.config);
+          tx.apply(result.changes);
+          return { result: result.more, messages: result.messages };
+        },
+      });
+      if (!more) return;
+    }
   }
 
   /** Resolves when the store answers (`/ready`). */
