@@ -23,6 +23,12 @@ export const systemTimers: Timers = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
+/** Timers that keep the process alive, for loops that must run until stopped (an embedded server). */
+export const keepAliveTimers: Timers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
 /** A clock that never goes backwards (§1.6: `now` is non-decreasing). */
 export class MonotonicClock implements Clock {
   private last = Number.NEGATIVE_INFINITY;

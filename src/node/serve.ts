@@ -6,7 +6,7 @@
  */
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
-import { MonotonicClock, systemClock, systemTimers } from "../lib/clock.js";
+import { MonotonicClock, systemClock, systemTimers, type Timers } from "../lib/clock.js";
 import { createLogger, type Logger } from "../lib/logger.js";
 import { createApp } from "../server/http/app.js";
 import { ServerShell } from "../server/shell.js";
@@ -64,12 +64,13 @@ export function createShell(
   settings: ShellSettings,
   logger: Logger,
   onFatal: (error: Error) => void,
+  timers: Timers = systemTimers,
 ) {
   return new ServerShell(
     {
       store,
       clock: new MonotonicClock(systemClock),
-      timers: systemTimers,
+      timers,
       logger,
       push: pushWith(logger),
       onFatal,

@@ -45,6 +45,13 @@ export class Processor {
     private readonly listener: BatchListener,
   ) {}
 
+  /** Resolves once nothing is queued or running (for a clean close). */
+  async idle(): Promise<void> {
+    while (this.running || this.scheduled || this.queue.length > 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
   submit<T>(item: BatchItem<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ item, resolve: resolve as (value: unknown) => void, reject });

@@ -86,10 +86,12 @@ export class ServerShell {
     void this.redeliver();
   }
 
+  /** Stops the loops and waits for work already queued, so the store can close after. */
   async close(): Promise<void> {
     this.closed = true;
     this.timers.clearTimeout(this.sweepTimer);
     this.timers.clearTimeout(this.maintenanceTimer);
+    await this.processor.idle();
   }
 
   /** Handles one validated request. `debugTime` overrides `now` (debug mode only). */
