@@ -169,7 +169,12 @@ export function sweep(
  * process that owned this store's leases is gone. Tasks return to pending and are
  * dispatched again. At most `limit` tasks per call; `more` says to call again.
  */
-export function expireAllLeases(reader: StateReader, now: number, config: CoreConfig, limit = SWEEP_LIMIT): SweepResult {
+export function expireAllLeases(
+  reader: StateReader,
+  now: number,
+  config: CoreConfig,
+  limit = SWEEP_LIMIT,
+): SweepResult {
   const working = new Working(reader);
   const acquired = reader.searchTasks({ states: ["acquired"], limit });
   for (const task of acquired) expireLease({ working, now, config }, task.id, true);

@@ -9,6 +9,7 @@
  *  K2  A suspended task is registered on at least one pending awaited promise.
  */
 import { assert } from "../lib/assert.js";
+import { compareCodePoints } from "../lib/order.js";
 import {
   isExternal,
   isTargeted,
@@ -54,7 +55,7 @@ function preload(ctx: StepContext, promise: StoredPromise): PromiseRecord[] {
   for (const written of ctx.working.writtenPromises())
     if (written.tags[TAG.branch] === branch) ids.add(written.id);
   ids.delete(promise.id);
-  return [...ids].sort().flatMap((id) => {
+  return [...ids].sort(compareCodePoints).flatMap((id) => {
     const mate = ctx.working.promise(id);
     return mate === undefined ? [] : [projectPromise(mate, ctx.now)];
   });

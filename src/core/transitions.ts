@@ -239,7 +239,8 @@ export function expireLease(ctx: StepContext, id: string, holderGone = false): v
   const promise = materialize(ctx, id);
   const task = ctx.working.task(id);
   if (task === undefined || task.state !== "acquired" || task.expiresAt === undefined) return;
-  if ((!holderGone && task.expiresAt > ctx.now) || promise === undefined || !isPendingAt(promise, ctx.now)) return;
+  if ((!holderGone && task.expiresAt > ctx.now) || promise === undefined || !isPendingAt(promise, ctx.now))
+    return;
   makePendingAndDispatch(ctx, task, task.resumeIds);
 }
 

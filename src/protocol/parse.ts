@@ -99,21 +99,30 @@ export function decodeBody(bytes: Uint8Array): DecodeResult {
   return auth === undefined ? { ok: true, json, kind, corrId } : { ok: true, json, kind, corrId, auth };
 }
 
-/** The path of the first string (or key) holding a lone surrogate, or undefined. */
-function loneSurrogatePath(value: unknown, path: string): string | undefined {
-  if (typeof value === "string") return LONE_SURROGATE.test(value) ? path : undefined;
+/**
+ * The first string or key the stores could not keep exactly, with why: a lone
+ * surrogate (UTF-8 cannot carry it), or the key `__proto__` (dropped by object
+ * schemas, so it would not be echoed as given, §2.1).
+ */
+function unkeepablePath(value: unknown, path: string): { path: string; problem: string } | undefined {
+  if (typeof value === "string")
+    return LONE_SURROGATE.test(value)
+      ? { path, problem: "must be well-formed Unicode (a lone surrogate)" }
+      : undefined;
   if (typeof value !== "object" || value === null) return undefined;
   if (Array.isArray(value)) {
     for (const [index, item] of value.entries()) {
-      const found = loneSurrogatePath(item, `${path}[${index}]`);
+      const found = unkeepablePath(item, `${path}[${index}]`);
       if (found !== undefined) return found;
     }
     return undefined;
   }
   for (const [key, item] of Object.entries(value)) {
     const at = /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
-    if (LONE_SURROGATE.test(key)) return at;
-    const found = loneSurrogatePath(item, at);
+    if (LONE_SURROGATE.test(key))
+      return { path: at, problem: "the key must be well-formed Unicode (a lone surrogate)" };
+    if (key === "__proto__") return { path: at, problem: "the key __proto__ is not allowed" };
+    const found = unkeepablePath(item, at);
     if (found !== undefined) return found;
   }
   return undefined;
@@ -157,15 +166,11 @@ const ENVELOPE_KEYS = new Set(["kind", "head", "data"]);
 export function parseRequest(json: unknown, options: ParseOptions): ParseResult {
   const envelope = checkEnvelope(json);
   if (!isEnvelope(envelope)) return failure(json, 400, envelope);
-  // A JSON escape can smuggle in a lone surrogate, which no store keeps as it came
-  // (UTF-8 has no encoding for it): refused anywhere in the request's data.
-  const unpaired = loneSurrogatePath(envelope.data, "data");
-  if (unpaired !== undefined)
-    return failure(
-      json,
-      400,
-      fault("invalid_field", unpaired, "must be well-formed Unicode (a lone surrogate)"),
-    );
+  // Strings a store could not keep exactly (a lone surrogate smuggled in by a JSON
+  // escape, a __proto__ key) are refused anywhere in the request's data.
+  const unkeepable = unkeepablePath(envelope.data, "data");
+  if (unkeepable !== undefined)
+    return failure(json, 400, fault("invalid_field", unkeepable.path, unkeepable.problem));
   const { kind, head, data } = envelope;
 
   let debugTime: number | undefined;

@@ -37,6 +37,18 @@ describe("codec", () => {
     expect(() => encode(new Map(), "argument 3")).toThrow("an instance of Map");
   });
 
+  it("rebuilds the official SDK's aggregate errors as an AggregateError", () => {
+    const error = toError({
+      __type: "aggregate_error",
+      name: "AggregateError",
+      message: "two failed",
+      errors: [{ __type: "error", name: "Error", message: "one" }, "two"],
+    });
+    expect(error).toBeInstanceOf(AggregateError);
+    expect(error.message).toBe("two failed");
+    expect((error as AggregateError).errors.map((e: Error) => e.message)).toEqual(["one", "two"]);
+  });
+
   it("hands over data that is not base64 of JSON as the raw string", () => {
     expect(decode({ data: "not base64 json!" })).toBe("not base64 json!");
   });

@@ -22,6 +22,24 @@ interface EncodedError {
   stack?: string;
 }
 
+/** The official TypeScript SDK's encoding of an `AggregateError`. */
+interface EncodedAggregateError {
+  __type: "aggregate_error";
+  name: string;
+  message: string;
+  stack?: string;
+  errors: unknown[];
+}
+
+function isEncodedAggregateError(value: unknown): value is EncodedAggregateError {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    (value as { __type?: unknown }).__type === "aggregate_error" &&
+    Array.isArray((value as { errors?: unknown }).errors)
+  );
+}
+
 function isEncodedError(value: unknown): value is EncodedError {
   return typeof value === "object" && value !== null && (value as { __type?: unknown }).__type === "error";
 }
@@ -82,6 +100,12 @@ export function encode(value: unknown, path: string): Value {
 
 /** A decoded error value, rebuilt as an `Error` with the sender's name, message and stack. */
 export function toError(value: unknown): Error {
+  if (isEncodedAggregateError(value)) {
+    const error = new AggregateError(value.errors.map(toError), value.message);
+    error.name = value.name;
+    if (value.stack !== undefined) error.stack = value.stack;
+    return error;
+  }
   if (isEncodedError(value)) {
     const error = new Error(value.message);
     error.name = value.name;

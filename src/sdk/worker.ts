@@ -40,6 +40,8 @@ export interface WorkerOptions {
 interface Held {
   version: number;
   execution?: Execution;
+  /** A `task.create` answered with this task ours while our own acquire was in flight. */
+  adopted?: { task: TaskRecord; promise: PromiseRecord; preload: PromiseRecord[] };
 }
 
 export class Worker {
@@ -71,7 +73,14 @@ export class Worker {
 
   /** Runs a task this process already holds (a `task.create` answered with it acquired). */
   adopt(task: TaskRecord, promise: PromiseRecord, preload: PromiseRecord[]): void {
-    if (this.stopped || this.held.has(task.id)) return;
+    if (this.stopped) return;
+    const current = this.held.get(task.id);
+    if (current !== undefined) {
+      // Our acquire for an `execute` is in flight and will lose to this claim (409):
+      // keep the claim, so the acquire's failure runs it instead of dropping the task.
+      if (current.execution === undefined) current.adopted = { task, promise, preload };
+      return;
+    }
     this.held.set(task.id, { version: task.version });
     void this.execute(task, promise, preload);
   }
@@ -119,6 +128,13 @@ export class Worker {
         data: { id, version, pid: this.options.pid, ttl: this.options.ttl },
       });
       if (response.status !== 200) {
+        const adopted = this.held.get(id)?.adopted;
+        if (adopted !== undefined) {
+          // This process claimed it meanwhile through task.create: run that claim.
+          this.held.set(id, { version: adopted.task.version });
+          await this.execute(adopted.task, adopted.promise, adopted.preload);
+          return;
+        }
         // Someone else claimed it, it moved on, or (a retried acquire that was applied) it is ours at a
         // version we did not see: in every case, not ours to run; the server re-dispatches if needed.
         this.release(id);

@@ -19,11 +19,14 @@ import type {
   StoredTask,
   TaskQuery,
 } from "../core/state.js";
+import { compareCodePoints } from "../lib/order.js";
 import { TAG, type Tags } from "../protocol/records.js";
 import type { Store, StoreStats, StoreTransaction } from "./store.js";
 
-const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-const compareStrings = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const compareStrings = compareCodePoints;
+const byId = (a: { id: string }, b: { id: string }) => compareCodePoints(a.id, b.id);
+const after = (id: string, cursor: string | undefined) =>
+  cursor === undefined || compareCodePoints(id, cursor) > 0;
 
 function hasTags(tags: Tags, wanted: Tags | undefined): boolean {
   if (wanted === undefined) return true;
@@ -115,7 +118,7 @@ export class MemoryStore implements Store, StoreTransaction {
         (promise) =>
           (query.idPrefix === undefined || promise.id.startsWith(query.idPrefix)) &&
           (query.states === undefined || query.states.includes(promise.state)) &&
-          (query.after === undefined || promise.id > query.after) &&
+          after(promise.id, query.after) &&
           hasTags(promise.tags, query.tags),
       )
       .sort(byId)
@@ -127,8 +130,7 @@ export class MemoryStore implements Store, StoreTransaction {
     return [...this.tasks.values()]
       .filter(
         (task) =>
-          (query.states === undefined || query.states.includes(task.state)) &&
-          (query.after === undefined || task.id > query.after),
+          (query.states === undefined || query.states.includes(task.state)) && after(task.id, query.after),
       )
       .sort(byId)
       .slice(0, query.limit)
@@ -137,11 +139,7 @@ export class MemoryStore implements Store, StoreTransaction {
 
   searchSchedules(query: ScheduleQuery): StoredSchedule[] {
     return [...this.schedules.values()]
-      .filter(
-        (schedule) =>
-          (query.after === undefined || schedule.id > query.after) &&
-          hasTags(schedule.promiseTags, query.tags),
-      )
+      .filter((schedule) => after(schedule.id, query.after) && hasTags(schedule.promiseTags, query.tags))
       .sort(byId)
       .slice(0, query.limit)
       .map((schedule) => structuredClone(schedule));
@@ -196,7 +194,7 @@ export class MemoryStore implements Store, StoreTransaction {
     return [...this.messages.values()]
       .filter(
         (entry) =>
-          (query.after === undefined || entry.key > query.after) &&
+          after(entry.key, query.after) &&
           (query.addressPrefixes === undefined ||
             query.addressPrefixes.some((prefix) => entry.address.startsWith(prefix))),
       )

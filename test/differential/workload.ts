@@ -78,12 +78,11 @@ const KIND_WEIGHTS: Record<CoreKind, number> = {
 };
 
 /**
- * The small id space. `a` and `a.1` share a prefix (id searches), the last two are
- * non-ASCII (ordering and prefix bounds in SQLite). Ids in U+E000–U+FFFF are left
- * out on purpose: SQLite orders them after astral characters and JavaScript before
- * (a documented difference, sqlite-store.ts "Ordering", pinned in stores.test.ts).
+ * The small id space. `a` and `a.1` share a prefix (id searches), the last three are
+ * non-ASCII (ordering and prefix bounds in SQLite), one of them in U+E000–U+FFFF,
+ * where UTF-16 and code-point order differ (every store orders by code point).
  */
-export const PROMISE_IDS = ["a", "a.1", "b", "c", "d", "é", "🙂"] as const;
+export const PROMISE_IDS = ["a", "a.1", "b", "c", "d", "é", "\uE000", "🙂"] as const;
 /** How many fresh ids stay in play beside the fixed pool. */
 const RECENT_IDS = 5;
 const SCHEDULE_IDS = ["s1", "s2", "s3"] as const;

@@ -23,15 +23,9 @@
  * through the owner's HTTP API instead.
  *
  * Ordering: SQLite's BINARY collation compares UTF-8 bytes, which orders by
- * code point; JavaScript's `<` (the memory store) orders by UTF-16 code unit.
- * The two agree except where strings first differ at a character in
- * U+E000–U+FFFF against one above U+FFFF (JavaScript puts the latter first,
- * SQLite last). Making SQLite match needs a UTF-16 database (`encoding =
- * 'UTF-16be'`, whose memcmp is code-unit order): measured, it stored 75% more
- * bytes and wrote about a third slower, so ids in that range sort differently
- * here, and searches, cursors and `due` stay consistent with themselves.
- * Strings must be well-formed UTF-16: better-sqlite3 passes text as UTF-8, so a
- * lone surrogate comes back as U+FFFD (the memory store keeps it).
+ * code point; that is Pledge's one order (src/lib/order.ts), which the memory
+ * store and the core use too. Strings reach the store well-formed: the edge
+ * refuses lone surrogates, which UTF-8 cannot carry.
  *
  * Invariants:
  *  Q1  `work` runs inside exactly one open transaction, and the handle answers
