@@ -188,7 +188,7 @@ export class PledgeClient {
         cron,
         promiseId: `${name}.{{.timestamp}}`,
         promiseTimeout: options.timeout ?? DAY_MS,
-        promiseParam: encode({ func, args, version: options.version ?? 1 }, `arguments of ${func}`),
+        promiseParam: encode({ func, args, version: this.versionOf(func, options) }, `arguments of ${func}`),
         promiseTags: { [TAG.target]: `poll://any@${target}`, [TAG.scope]: "global", ...options.tags },
       },
     });
@@ -205,6 +205,11 @@ export class PledgeClient {
     this.worker.start();
   }
 
+  /** The version a call asks for: the given one, the latest registered here, or 0 ("the latest", by the SDKs' convention). */
+  private versionOf(name: string, options: CallOptions): number {
+    return options.version ?? this.registry.get(name)?.version ?? 0;
+  }
+
   private nameFor(fn: DurableFunction): string {
     const known = this.registry.nameOf(fn);
     if (known !== undefined) return known;
@@ -216,7 +221,10 @@ export class PledgeClient {
     return {
       id,
       timeoutAt: this.settings.clock.now() + (options.timeout ?? DAY_MS),
-      param: encode({ func: name, args, version: options.version ?? 1 }, `arguments of ${name} (${id})`),
+      param: encode(
+        { func: name, args, version: this.versionOf(name, options) },
+        `arguments of ${name} (${id})`,
+      ),
       tags: {
         [TAG.target]: target,
         [TAG.scope]: "global",

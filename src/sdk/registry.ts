@@ -21,10 +21,11 @@ export class FunctionRegistry implements Registry {
     return registered;
   }
 
+  /** The function at `version`; the latest when `version` is absent or 0 (the SDKs' "latest"). */
   get(name: string, version?: number): RegisteredFunction | undefined {
     const versions = this.byName.get(name);
     if (versions === undefined) return undefined;
-    if (version !== undefined) return versions.get(version);
+    if (version !== undefined && version !== 0) return versions.get(version);
     return versions.get(Math.max(...versions.keys()));
   }
 

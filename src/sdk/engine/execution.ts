@@ -31,7 +31,7 @@ import type { PromiseCreateData, Response } from "../../protocol/requests.js";
 import { decode, encode, SerializationError, toError } from "../codec.js";
 import type { Network } from "../network/network.js";
 import type { CallOptions } from "../options.js";
-import { DEFAULT_RETRY, NonRetryableError, retryDelay } from "../retry.js";
+import { DEFAULT_RETRY, NonRetryableError, type RetryPolicy, retryDelay } from "../retry.js";
 import { Future, type FutureObserver, type TrackedFuture } from "./future.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: durable functions take any arguments.
@@ -118,6 +118,7 @@ export class Frame {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+const NEVER: RetryPolicy = { kind: "never" };
 const BUILTIN_NOW = "pledge.date.now";
 const BUILTIN_RANDOM = "pledge.math.random";
 
@@ -229,7 +230,10 @@ export class Execution implements FutureObserver {
     detached = false,
   ): Future<unknown> {
     const id = options.id ?? frame.nextId();
-    const param = encode({ func: name, args, version: options.version ?? 1 }, `arguments of ${name} (${id})`);
+    const param = encode(
+      { func: name, args, version: this.versionOf(name, options) },
+      `arguments of ${name} (${id})`,
+    );
     const target = this.address(options.target);
     const tags: Tags = {
       ...this.lineage(frame, id, id),
@@ -282,6 +286,11 @@ export class Execution implements FutureObserver {
     return this.localCall(frame, BUILTIN_RANDOM, () => this.env.random(), [], { retry: { kind: "never" } });
   }
 
+  /** The version a call asks for: the given one, the latest registered here, or 0 ("the latest", by the SDKs' convention). */
+  private versionOf(name: string, options: CallOptions): number {
+    return options.version ?? this.env.registry.get(name)?.version ?? 0;
+  }
+
   /** A function given by name is looked up in the registry; a function is used as it is. */
   lookup(fn: DurableFunction | string): DurableFunction {
     if (typeof fn !== "string") return fn;
@@ -321,7 +330,10 @@ export class Execution implements FutureObserver {
     options: CallOptions,
   ): Future<unknown> {
     const id = options.id ?? frame.nextId();
-    const param = encode({ func: name, args, version: options.version ?? 1 }, `arguments of ${name} (${id})`);
+    const param = encode(
+      { func: name, args, version: this.versionOf(name, options) },
+      `arguments of ${name} (${id})`,
+    );
     const future = this.newFuture(id, frame);
     frame.children.push(future);
     const recorded = this.records.get(id);
@@ -332,9 +344,11 @@ export class Execution implements FutureObserver {
     }
     const timeoutAt = this.timeoutAt(frame, options.timeout, false);
     const tags: Tags = { ...this.lineage(frame, id, frame.branch), [TAG.scope]: "local", ...options.tags };
-    void this.track(async () => {
+    // Only the two writes count as in flight: while the step's function runs, its
+    // frame says whether it works or waits, so a nested function can block too.
+    void (async () => {
       if (recorded === undefined) {
-        const created = await this.fenceCreate({ id, timeoutAt, param, tags });
+        const created = await this.track(() => this.fenceCreate({ id, timeoutAt, param, tags }));
         if (created === undefined) return;
         if (created.state !== "pending") {
           this.settleFrom(future, created);
@@ -343,9 +357,11 @@ export class Execution implements FutureObserver {
       }
       const child = new Frame(id, timeoutAt, name, frame.branch, frame.origin);
       const result = await this.attempts(child, fn, args, options);
-      const settled = await this.fenceSettle(id, result);
+      const settled = await this.track(() => this.fenceSettle(id, result));
       if (settled !== undefined) this.settleFrom(future, settled);
-    }, future);
+    })().catch((error: unknown) => {
+      if (!future.settled && !this.finished) future.reject(toError(error));
+    });
     return future;
   }
 
@@ -365,12 +381,15 @@ export class Execution implements FutureObserver {
       this.settleFrom(future, recorded);
       return future;
     }
-    void this.track(async () => {
-      const created = await this.fenceCreate(data());
-      if (created === undefined || !this.matches(created, kind, name, future)) return;
-      this.learn(created);
-      if (!future.settled) future.remote = true;
-    }, future);
+    void this.track(() => this.fenceCreate(data()))
+      .then((created) => {
+        if (created === undefined || !this.matches(created, kind, name, future)) return;
+        this.learn(created);
+        if (!future.settled) future.remote = true;
+      })
+      .catch((error: unknown) => {
+        if (!future.settled && !this.finished) future.reject(toError(error));
+      });
     return future;
   }
 
@@ -381,7 +400,6 @@ export class Execution implements FutureObserver {
     args: unknown[],
     options: CallOptions,
   ): Promise<{ state: "resolved" | "rejected"; value: Value }> {
-    const policy = options.retry ?? DEFAULT_RETRY;
     for (let attempt = 1; ; attempt += 1) {
       frame.restart();
       this.frames.add(frame);
@@ -390,6 +408,9 @@ export class Execution implements FutureObserver {
         return this.success(await this.runFrame(frame, fn, args));
       } catch (thrown) {
         const error = toError(thrown);
+        // A function that made durable calls orchestrates: its failure replays
+        // recorded children, so by default it is not retried (leaf steps are).
+        const policy = options.retry ?? (frame.children.length > 0 ? NEVER : DEFAULT_RETRY);
         const delay =
           error instanceof NonRetryableError || error instanceof SerializationError || this.finished
             ? undefined
@@ -403,19 +424,26 @@ export class Execution implements FutureObserver {
   /** Calls the function with a context for `frame`, drives it if it is a generator, waits for its children. */
   private async runFrame(frame: Frame, fn: DurableFunction, args: unknown[]): Promise<unknown> {
     try {
-      const returned = fn(this.env.context(frame, this), ...args);
-      const value = isGenerator(returned) ? await this.drive(returned) : await returned;
-      // X3: a frame settles only after every child it started has settled.
-      for (const child of frame.children) {
-        if (!child.settled) {
-          child.markAwaited();
-          await child.then(
-            () => undefined,
-            () => undefined,
-          );
-        }
+      let outcome: { value: unknown } | { error: unknown };
+      try {
+        const returned = fn(this.env.context(frame, this), ...args);
+        outcome = { value: isGenerator(returned) ? await this.drive(returned) : await returned };
+      } catch (error) {
+        outcome = { error };
       }
-      return value;
+      // X3: a frame settles only after every child it started has settled, on
+      // success and on failure alike.
+      for (let index = 0; index < frame.children.length; index++) {
+        const child = frame.children[index] as Future<unknown>;
+        if (child.settled) continue;
+        child.markAwaited();
+        await child.then(
+          () => undefined,
+          () => undefined,
+        );
+      }
+      if ("error" in outcome) throw outcome.error;
+      return outcome.value;
     } finally {
       frame.pending = false;
       this.frames.delete(frame);
@@ -565,13 +593,11 @@ export class Execution implements FutureObserver {
     return (inner.data as { promise: PromiseRecord }).promise;
   }
 
-  /** Counts `work` as in flight, and rejects `future` if it fails. */
-  private async track(work: () => Promise<void>, future?: Future<unknown>): Promise<void> {
+  /** Counts `work` as in flight while it runs. */
+  private async track<T>(work: () => Promise<T>): Promise<T> {
     this.busy += 1;
     try {
-      await work();
-    } catch (error) {
-      if (future !== undefined && !future.settled && !this.finished) future.reject(toError(error));
+      return await work();
     } finally {
       this.busy -= 1;
       this.scheduleCheck();
