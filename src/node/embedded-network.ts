@@ -80,8 +80,8 @@ export class EmbeddedNetwork implements Network {
   async send(request: NetworkRequest): Promise<Response> {
     if (this.closed) throw new NetworkClosedError(`network closed; ${request.kind} not sent`);
     // M1: the JSON form, as the HTTP layer would have read it.
-    const json: unknown = JSON.parse(JSON.stringify(toEnvelope(request, this.newId())));
-    const parsed = parseRequest(json, { debug: false });
+    const text = JSON.stringify(toEnvelope(request, this.newId()));
+    const parsed = parseRequest(JSON.parse(text), { debug: false, text });
     if (!parsed.ok) throw new ProtocolRejection(parsed.failure.status, parsed.failure.message);
     for (let attempt = 1; ; attempt++) {
       let lastFailure: string;

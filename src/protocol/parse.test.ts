@@ -47,6 +47,7 @@ describe("decodeBody", () => {
     expect(result).toEqual({
       ok: true,
       json: envelope("promise.get", { id: "p" }, { auth: "token" }),
+      text: JSON.stringify(envelope("promise.get", { id: "p" }, { auth: "token" })),
       kind: "promise.get",
       corrId: "c1",
       auth: "token",
@@ -91,12 +92,14 @@ describe("decodeBody", () => {
     expect(decodeBody(encoder.encode("[1,2]"))).toEqual({
       ok: true,
       json: [1, 2],
+      text: "[1,2]",
       kind: "unknown",
       corrId: "0",
     });
     expect(decodeBody(encoder.encode("null"))).toEqual({
       ok: true,
       json: null,
+      text: "null",
       kind: "unknown",
       corrId: "0",
     });
@@ -401,6 +404,15 @@ describe("parseRequest: fields of data", () => {
     });
     expect(rejectData("promise.get", { id: "\uDC00" }).field).toBe("data.id");
     expect(parseRequest(envelope("promise.get", { id: "a\uD83D\uDE00" }), { debug: false }).ok).toBe(true);
+  });
+
+  it("finds a lone surrogate or a __proto__ key through the text it came from, and skips the scan without them", () => {
+    const text =
+      '{"kind":"promise.get","head":{"corrId":"c","version":"2026-04-01"},"data":{"id":"a\\ud800"}}';
+    const withText = parseRequest(JSON.parse(text), { debug: false, text });
+    expect(withText.ok).toBe(false);
+    const plain = '{"kind":"promise.get","head":{"corrId":"c","version":"2026-04-01"},"data":{"id":"abc"}}';
+    expect(parseRequest(JSON.parse(plain), { debug: false, text: plain }).ok).toBe(true);
   });
 
   it("answers 400 for an id that is not a string", () => {

@@ -48,7 +48,7 @@ export interface ParseFailure {
 }
 
 export type DecodeResult =
-  | { ok: true; json: unknown; kind: string; corrId: string; auth?: string }
+  | { ok: true; json: unknown; text: string; kind: string; corrId: string; auth?: string }
   | { ok: false; failure: ParseFailure };
 
 export type ParseResult =
@@ -58,6 +58,17 @@ export type ParseResult =
 export interface ParseOptions {
   /** The server runs in debug mode: `debug.*` exist and `resonate:debug_time` is honoured. */
   debug: boolean;
+  /**
+   * The JSON text the request was parsed from, when the caller has it: strings the
+   * stores could not keep (a lone surrogate, a `__proto__` key) can only come from
+   * a `\u` escape or that key's text, so a text without either skips the scan.
+   */
+  text?: string;
+}
+
+/** Whether the JSON text may hold a string the stores could not keep exactly. */
+function mayHoldUnkeepable(text: string | undefined): boolean {
+  return text === undefined || text.includes("\\u") || text.includes("__proto__");
 }
 
 const UNKNOWN_KIND = "unknown";
@@ -96,7 +107,9 @@ export function decodeBody(bytes: Uint8Array): DecodeResult {
   const corrId = echoCorrId(json);
   const head = isObject(json) ? json.head : undefined;
   const auth = isObject(head) && typeof head.auth === "string" ? head.auth : undefined;
-  return auth === undefined ? { ok: true, json, kind, corrId } : { ok: true, json, kind, corrId, auth };
+  return auth === undefined
+    ? { ok: true, json, text, kind, corrId }
+    : { ok: true, json, text, kind, corrId, auth };
 }
 
 /**
@@ -168,7 +181,7 @@ export function parseRequest(json: unknown, options: ParseOptions): ParseResult 
   if (!isEnvelope(envelope)) return failure(json, 400, envelope);
   // Strings a store could not keep exactly (a lone surrogate smuggled in by a JSON
   // escape, a __proto__ key) are refused anywhere in the request's data.
-  const unkeepable = unkeepablePath(envelope.data, "data");
+  const unkeepable = mayHoldUnkeepable(options.text) ? unkeepablePath(envelope.data, "data") : undefined;
   if (unkeepable !== undefined)
     return failure(json, 400, fault("invalid_field", unkeepable.path, unkeepable.problem));
   const { kind, head, data } = envelope;

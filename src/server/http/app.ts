@@ -135,7 +135,7 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
     }
     if (!decoded.ok)
       return reply(decoded.failure.kind, decoded.failure.corrId, failureResponse(decoded.failure));
-    const parsed = parseRequest(decoded.json, { debug: options.debug });
+    const parsed = parseRequest(decoded.json, { debug: options.debug, text: decoded.text });
     if (!parsed.ok) return reply(parsed.failure.kind, parsed.failure.corrId, failureResponse(parsed.failure));
     const { request } = parsed;
     try {
