@@ -47,7 +47,19 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
         ...(options.ownerUrl !== undefined && { ownerUrl: options.ownerUrl }),
       });
     }
-    case "postgres":
-      throw new Error("store: PostgreSQL is not available in this build yet; use sqlite:<path> or memory");
+    case "postgres": {
+      // `pg` is an optional peer dependency: load it (through the store) only when asked for.
+      let module: typeof import("../store/postgres/postgres-store.js");
+      try {
+        module = await import("../store/postgres/postgres-store.js");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND")
+          throw new Error("store: postgres:// needs the pg package; install it with `npm install pg`", {
+            cause: error,
+          });
+        throw error;
+      }
+      return module.openPostgresStore({ url: location.url });
+    }
   }
 }

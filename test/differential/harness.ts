@@ -1,7 +1,7 @@
 /**
  * Runs one seeded workload against every store at once and holds them to the
  * reference (STYLE practice 2): the memory store, SQLite in memory and SQLite on
- * a file. Each operation runs in each store's own transaction; after each one the
+ * a file, and PostgreSQL when asked (`postgres: true`). Each operation runs in each store's own transaction; after each one the
  * harness compares what the operation answered and the whole stored state, and a
  * mismatch throws naming the seed, the operation index, the request, the store
  * and the diff.
@@ -17,7 +17,7 @@
  *  - a delivery: read a page of the outbox for a connection's addresses, then
  *    remove what is still stored unchanged, as the shell does;
  *  - probes: reads of every `StateReader` method with random queries;
- *  - a reopen of the file store (what was committed must come back).
+ *  - a reopen of the file store and of PostgreSQL (what was committed must come back).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -29,9 +29,11 @@ import { type CoreConfig, type StepResult, SWEEP_LIMIT, snapshot, step, sweep } 
 import { parseRequest } from "../../src/protocol/parse.js";
 import type { Request } from "../../src/protocol/requests.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
+import { openPostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { Store, StoreTransaction } from "../../src/store/store.js";
 import { Random } from "../../src/testing/random.js";
+import { dropSchema, freshSchema, POSTGRES_URL } from "./postgres.js";
 import { CORE_KINDS, type CoreKind, type Knowledge, Workload } from "./workload.js";
 
 const ALL = Number.MAX_SAFE_INTEGER;
@@ -88,7 +90,7 @@ export class Counters {
 interface Candidate {
   name: string;
   store: Store;
-  reopen?: () => Store;
+  reopen?: () => Store | Promise<Store>;
 }
 
 type CoreRequest = Exclude<Request, { kind: "debug.start" | "debug.stop" }>;
@@ -123,6 +125,8 @@ export interface RunOptions {
   counters: Counters;
   /** The fixed pool of promise ids, when not the workload's default. */
   ids?: readonly string[];
+  /** Also run a PostgreSQL store (on a fresh schema) beside the others. */
+  postgres?: boolean;
   /** A deliberately wrong store to run beside the others (the test of the test): its reads go through `wrap`. */
   mutant?: { name: string; wrap: (tx: StoreTransaction) => StoreTransaction };
 }
@@ -151,7 +155,14 @@ export function overriding(tx: StoreTransaction, overrides: Partial<StoreTransac
 }
 
 /** One seeded run over all stores. Throws on the first disagreement. */
-export async function runDifferential({ seed, steps, counters, ids, mutant }: RunOptions): Promise<void> {
+export async function runDifferential({
+  seed,
+  steps,
+  counters,
+  ids,
+  mutant,
+  postgres = false,
+}: RunOptions): Promise<void> {
   const root = new Random(seed);
   const random = root.fork("operations");
   const workload = new Workload(root.fork("requests"), ids);
@@ -172,6 +183,11 @@ export async function runDifferential({ seed, steps, counters, ids, mutant }: Ru
     },
     ...(mutant === undefined ? [] : [{ name: mutant.name, store: mutantStore(mutant.wrap) }]),
   ];
+  const schema = postgres ? freshSchema("pledge_differential") : undefined;
+  if (schema !== undefined) {
+    const open = () => openPostgresStore({ url: POSTGRES_URL, schema });
+    candidates.push({ name: "postgres", store: await open(), reopen: open });
+  }
   const reopenAt = random.int(1, steps - 1);
   let clock = START;
   let index = 0;
@@ -284,6 +300,7 @@ export async function runDifferential({ seed, steps, counters, ids, mutant }: Ru
   } finally {
     for (const candidate of candidates) await candidate.store.close();
     fs.rmSync(directory, { recursive: true, force: true });
+    if (schema !== undefined) await dropSchema(schema);
   }
 
   function advanceClock(): void {
@@ -450,7 +467,7 @@ export async function runDifferential({ seed, steps, counters, ids, mutant }: Ru
     for (const candidate of candidates) {
       if (candidate.reopen === undefined) continue;
       await candidate.store.close();
-      candidate.store = candidate.reopen();
+      candidate.store = await candidate.reopen();
     }
   }
 }

@@ -8,11 +8,15 @@
  * (200, or 300 for `task.suspend`) across its seeds: a differential test whose
  * requests all bounce off a guard compares nothing.
  *
+ * With a reachable PostgreSQL (see ./postgres.ts) the same seeds run again with
+ * PostgreSQL as a fourth store; without one that part skips loudly (fails under CI=true).
+ *
  * Replay or explore: PLEDGE_DIFFERENTIAL_SEEDS=7,8 PLEDGE_DIFFERENTIAL_STEPS=2000 npx vitest run test/differential
  */
 import { describe, expect, it } from "vitest";
 import type { StoreTransaction } from "../../src/store/store.js";
 import { Counters, overriding, replayCommand, runDifferential } from "./harness.js";
+import { requirePostgres } from "./postgres.js";
 import { CORE_KINDS } from "./workload.js";
 
 function fromEnvironment(name: string): number[] | undefined {
@@ -143,6 +147,38 @@ describe("differential: code-point order", () => {
       steps: STEPS,
       counters: new Counters(),
       ids: ["a", "b", "\uE000", "\uFFFD", "🙂", "😀"],
+    });
+  });
+});
+
+describe("differential: memory, SQLite and PostgreSQL agree", () => {
+  if (!requirePostgres("the PostgreSQL differential test")) return;
+  const counters = new Counters();
+
+  for (const seed of SEEDS) {
+    it(`seed ${seed}: ${STEPS} operations give the same answers and the same state in every store, PostgreSQL too`, async () => {
+      try {
+        await runDifferential({ seed, steps: STEPS, counters, postgres: true });
+      } catch (error) {
+        if (error instanceof Error)
+          error.message = `${error.message}\n\nreplay: ${replayCommand(seed, STEPS)}`;
+        throw error;
+      }
+    });
+  }
+
+  it("every request kind succeeded at least once with PostgreSQL in the comparison", () => {
+    const missing = CORE_KINDS.filter((kind) => counters.success(kind) === 0);
+    expect(missing, "request kinds that never succeeded").toEqual([]);
+  });
+
+  it("ids in U+E000–U+FFFF and astral ids order the same in memory and in PostgreSQL", async () => {
+    await runDifferential({
+      seed: 1,
+      steps: STEPS,
+      counters: new Counters(),
+      ids: ["a", "b", "\uE000", "\uFFFD", "🙂", "😀"],
+      postgres: true,
     });
   });
 });

@@ -1,0 +1,729 @@
+/**
+ * The PostgreSQL store: `Store` on `pg`. It answers exactly as the memory store
+ * does (the shared suite and the differential test hold it to that) and holds no
+ * protocol logic: it reads rows, writes whole rows, and copies two derived values
+ * at write time (`branch`, `due_at`; see migrations.ts).
+ *
+ * `pg` is asynchronous and `work` is synchronous, so a transaction runs by replay
+ * (ADR 0001, addendum; the mechanics live in replay.ts): BEGIN ISOLATION LEVEL
+ * SERIALIZABLE on one pooled client, run `work` against the cache, and on a miss
+ * flush the new applies, fetch the read, run `work` again; when it completes,
+ * flush the rest and COMMIT. A serialization failure or deadlock (40001, 40P01)
+ * rolls back and runs the whole batch again, a bounded number of times.
+ *
+ * What it leaves to others: what to write (core/), batching (server/), retrying a
+ * `StoreUnavailableError` (server/, the HTTP edge answers 503).
+ *
+ * Invariants:
+ *  P1  `work`'s changes reach the database only inside the transaction that
+ *      commits them; a failed attempt is rolled back whole.
+ *  P2  A lost connection, a pool timeout or a conflict that outlives the retries
+ *      surfaces as `StoreUnavailableError`, with nothing of the batch applied.
+ *  P3  An error thrown by `work` itself rolls back and is rethrown unchanged.
+ */
+import pg from "pg";
+import type {
+  DueWork,
+  OutboxEntry,
+  OutboxQuery,
+  PromiseQuery,
+  ScheduleQuery,
+  StoredPromise,
+  StoredSchedule,
+  StoredTask,
+  TaskQuery,
+} from "../../core/state.js";
+import { AssertionError, assert } from "../../lib/assert.js";
+import {
+  PROMISE_STATES,
+  type PromiseState,
+  TAG,
+  TASK_STATES,
+  type TaskState,
+} from "../../protocol/records.js";
+import {
+  type Store,
+  StoreSchemaError,
+  type StoreStats,
+  type StoreTransaction,
+  StoreUnavailableError,
+} from "../store.js";
+import { MIGRATIONS, type Migration } from "./migrations.js";
+import { type Read, ReadMiss, ReplayCache, ReplayPass } from "./replay.js";
+
+export interface PostgresStoreOptions {
+  /** `postgres://user@host:port/database`. */
+  url: string;
+  /** Pool settings; `max` defaults to 10, `connectionTimeoutMillis` to 5000 (never wait forever). */
+  pool?: Omit<pg.PoolConfig, "connectionString" | "types" | "options">;
+  /** A schema to create and use (search_path); tests use a fresh one each. */
+  schema?: string;
+  /** Whole-batch attempts on a serialization conflict before giving up (default 10). */
+  conflictAttempts?: number;
+}
+
+export interface PostgresStoreStats extends StoreStats {
+  /** Attempts rolled back on a serialization conflict or deadlock and run again. */
+  conflictRetries: number;
+  /** Runs of `work` (a batch with k misses runs k + 1 times). */
+  passes: number;
+  /** Reads fetched after a miss. */
+  fetches: number;
+}
+
+/** SQLSTATEs that mean "run the whole transaction again". */
+const RETRYABLE_CONFLICTS = new Set(["40001", "40P01"]);
+const CONFLICT_BACKOFF_MS = 2;
+/** Arbitrary constant: the advisory lock that serialises migrations of one database. */
+const MIGRATION_LOCK = 0x706c6467; // "pldg"
+
+const INT8_OID = 20;
+/** `bigint` columns hold milliseconds and versions, all safe integers: read them as numbers. */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: string) => {
+    if (oid === INT8_OID && format !== "binary") return (text: string) => Number(text);
+    return pg.types.getTypeParser(oid, format as "text");
+  }) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  const description = describeUrl(options.url);
+  if (options.schema !== undefined)
+    assert(
+      /^[a-z_][a-z0-9_]*$/.test(options.schema),
+      `schema must be a lower-case identifier: ${options.schema}`,
+    );
+  const pool = new pg.Pool({
+    max: 10,
+    connectionTimeoutMillis: 5000,
+    ...options.pool,
+    connectionString: options.url,
+    types,
+    ...(options.schema !== undefined && { options: `-c search_path=${options.schema}` }),
+  });
+  // An idle client that loses its connection emits here; without a listener it would crash the process.
+  pool.on("error", () => {});
+  try {
+    const schemaVersion = await applyMigrations(pool, {
+      migrations: MIGRATIONS,
+      description,
+      ...(options.schema !== undefined && { schema: options.schema }),
+    });
+    return new PostgresStore(pool, description, schemaVersion.to, options.conflictAttempts ?? 10);
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw translateError(error, description);
+  }
+}
+
+/** The URL without its password, for logs. */
+function describeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "postgres://(unparsable URL)";
+  }
+}
+
+export class PostgresStore implements Store {
+  readonly stats: PostgresStoreStats = { commits: 0, conflictRetries: 0, passes: 0, fetches: 0 };
+  private closed = false;
+  private active = 0;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    readonly description: string,
+    /** The schema version after opening. */
+    readonly schemaVersion: number,
+    private readonly conflictAttempts: number,
+  ) {}
+
+  async transaction<T>(work: (tx: StoreTransaction) => T): Promise<T> {
+    if (this.closed) throw new Error(`${this.description} is closed`);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.attempt(work);
+      } catch (error) {
+        if (error instanceof WorkFailure) throw error.error; // P3
+        if (!isConflict(error)) throw translateError(error, this.description);
+        if (attempt >= this.conflictAttempts) {
+          throw new StoreUnavailableError(
+            `${this.description}: serialization conflicts persisted through ${attempt} attempts; retry the request`,
+            { cause: error },
+          );
+        }
+        this.stats.conflictRetries += 1;
+        // Small jittered backoff, growing with the attempt, so conflicting batches spread out.
+        await sleep(CONFLICT_BACKOFF_MS * attempt * (0.5 + Math.random()));
+      }
+    }
+  }
+
+  /** One attempt: a database transaction, with as many passes of `work` as misses need (P1). */
+  private async attempt<T>(work: (tx: StoreTransaction) => T): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    this.active += 1;
+    try {
+      await client.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+      try {
+        const result = await this.run(client, work);
+        await client.query("COMMIT");
+        this.stats.commits += 1;
+        return result;
+      } catch (error) {
+        try {
+          await client.query("ROLLBACK");
+        } catch (rollbackError) {
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+        }
+        throw error;
+      }
+    } catch (error) {
+      if (isConnectionError(error)) broken = error as Error;
+      throw error;
+    } finally {
+      this.active -= 1;
+      client.release(broken);
+    }
+  }
+
+  private async run<T>(client: pg.PoolClient, work: (tx: StoreTransaction) => T): Promise<T> {
+    const cache = new ReplayCache();
+    for (;;) {
+      const pass = new ReplayPass(cache);
+      this.stats.passes += 1;
+      let result: T | undefined;
+      let failure: { error: unknown } | undefined;
+      try {
+        result = work(pass);
+        assert(!isThenable(result), "transaction work returned a promise; work must be synchronous");
+      } catch (error) {
+        if (error instanceof AssertionError) throw error;
+        // R3: a miss wins over whatever `work` made of it.
+        if (!(error instanceof ReadMiss) && pass.miss === undefined) failure = { error };
+      } finally {
+        pass.close();
+      }
+      if (failure !== undefined) throw new WorkFailure(failure.error); // P3, unwrapped by `transaction`
+      await flush(client, pass);
+      cache.markFlushed(pass);
+      if (pass.miss === undefined) return result as T;
+      const value = await fetchRead(client, pass.miss);
+      this.stats.fetches += 1;
+      cache.store(pass.miss, value);
+    }
+  }
+
+  async ping(): Promise<void> {
+    if (this.closed) throw new StoreUnavailableError(`${this.description} is closed`);
+    try {
+      await this.pool.query("SELECT 1");
+    } catch (error) {
+      throw translateError(error, this.description, true);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+/** Carries an error thrown by `work` past the driver-error handling, so it is rethrown unchanged (P3). */
+class WorkFailure {
+  constructor(readonly error: unknown) {}
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function isThenable(value: unknown): boolean {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+function sqlState(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+function isConflict(error: unknown): boolean {
+  const code = sqlState(error);
+  return code !== undefined && RETRYABLE_CONFLICTS.has(code);
+}
+
+/**
+ * Errors that mean the database cannot be reached right now: connection classes
+ * (08), resources (53), operator intervention (57), system (58), and errors of the
+ * driver or the socket (no SQLSTATE): refused, reset, terminated, timed out.
+ */
+function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error instanceof AssertionError || error instanceof StoreUnavailableError) return false;
+  const code = sqlState(error);
+  if (code !== undefined) return ["08", "53", "57", "58"].includes(code.slice(0, 2));
+  const errno = (error as NodeJS.ErrnoException).code;
+  if (typeof errno === "string" && /^E[A-Z]+$/.test(errno)) return true;
+  return /connect|connection|terminated|timeout|Client was closed|pool/i.test(error.message);
+}
+
+/** P2: connection-kind errors become `StoreUnavailableError`; anything else passes through. */
+function translateError(error: unknown, description: string, always = false): unknown {
+  if (error instanceof StoreUnavailableError || error instanceof StoreSchemaError) return error;
+  if (!isConnectionError(error) && !(always && error instanceof Error && !(error instanceof AssertionError)))
+    return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new StoreUnavailableError(`${description} cannot be reached: ${message}`, { cause: error });
+}
+
+/**
+ * Brings the database to the newest of `migrations` in one transaction holding a
+ * transaction-scoped advisory lock (M2), so replicas opening together take turns.
+ * Refuses a database whose version is newer than the newest migration given.
+ * Exported for the migration tests.
+ */
+export async function applyMigrations(
+  pool: pg.Pool,
+  options: { migrations: readonly Migration[]; description: string; schema?: string },
+): Promise<{ from: number; to: number }> {
+  const { migrations, description, schema } = options;
+  migrations.forEach((migration, index) => {
+    assert(migration.version === index + 1, `migration ${migration.name} has version ${migration.version}`);
+  });
+  const newest = migrations.length;
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("BEGIN");
+    try {
+      await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+      if (schema !== undefined)
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`);
+      await client.query(
+        "CREATE TABLE IF NOT EXISTS pledge_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+      );
+      const current = await client.query<{ version: number | null }>(
+        "SELECT max(version) AS version FROM pledge_migrations",
+      );
+      const from = current.rows[0]?.version ?? 0;
+      if (from > newest) {
+        throw new StoreSchemaError(
+          `${description} has schema version ${from}, but this build of Pledge knows versions up to ${newest}; upgrade Pledge to open it`,
+        );
+      }
+      for (const migration of migrations.slice(from)) {
+        try {
+          await client.query(migration.sql);
+        } catch (error) {
+          if (isConnectionError(error)) throw error;
+          throw new StoreSchemaError(
+            `${description}: migration ${migration.version} (${migration.name}) failed: ${(error as Error).message}`,
+            { cause: error },
+          );
+        }
+        await client.query("INSERT INTO pledge_migrations (version, name) VALUES ($1, $2)", [
+          migration.version,
+          migration.name,
+        ]);
+      }
+      await client.query("COMMIT");
+      return { from, to: Math.max(from, newest) };
+    } catch (error) {
+      await client.query("ROLLBACK").catch((rollbackError: Error) => {
+        broken = rollbackError;
+      });
+      throw error;
+    }
+  } catch (error) {
+    if (isConnectionError(error)) broken = error as Error;
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Writes
+
+async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
+  for (const { changes } of pass.unflushed()) {
+    if (changes.reset) {
+      await client.query("TRUNCATE promises, tasks, schedules, callbacks, listeners, outbox");
+    }
+    for (const promise of changes.promises) {
+      await client.query(
+        "INSERT INTO promises (id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed) " +
+          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO UPDATE SET " +
+          "state = excluded.state, param = excluded.param, value = excluded.value, tags = excluded.tags, " +
+          "branch = excluded.branch, timeout_at = excluded.timeout_at, created_at = excluded.created_at, " +
+          "settled_at = excluded.settled_at, armed = excluded.armed",
+        [
+          promise.id,
+          promise.state,
+          JSON.stringify(promise.param),
+          JSON.stringify(promise.value),
+          JSON.stringify(promise.tags),
+          promise.tags[TAG.branch] ?? null,
+          promise.timeoutAt,
+          promise.createdAt,
+          promise.settledAt ?? null,
+          promise.armed,
+        ],
+      );
+    }
+    for (const task of changes.tasks) {
+      await client.query(
+        "INSERT INTO tasks (id, state, version, resume_ids, pid, ttl, expires_at, retry_at, due_at) " +
+          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET " +
+          "state = excluded.state, version = excluded.version, resume_ids = excluded.resume_ids, " +
+          "pid = excluded.pid, ttl = excluded.ttl, expires_at = excluded.expires_at, " +
+          "retry_at = excluded.retry_at, due_at = excluded.due_at",
+        [
+          task.id,
+          task.state,
+          task.version,
+          JSON.stringify(task.resumeIds),
+          task.pid ?? null,
+          task.ttl ?? null,
+          task.expiresAt ?? null,
+          task.retryAt ?? null,
+          task.retryAt ?? task.expiresAt ?? null,
+        ],
+      );
+    }
+    for (const schedule of changes.schedules) {
+      await client.query(
+        "INSERT INTO schedules (id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, " +
+          "next_run_at, last_run_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET " +
+          "cron = excluded.cron, promise_id = excluded.promise_id, promise_timeout = excluded.promise_timeout, " +
+          "promise_param = excluded.promise_param, promise_tags = excluded.promise_tags, " +
+          "created_at = excluded.created_at, next_run_at = excluded.next_run_at, last_run_at = excluded.last_run_at",
+        [
+          schedule.id,
+          schedule.cron,
+          schedule.promiseId,
+          schedule.promiseTimeout,
+          JSON.stringify(schedule.promiseParam),
+          JSON.stringify(schedule.promiseTags),
+          schedule.createdAt,
+          schedule.nextRunAt,
+          schedule.lastRunAt ?? null,
+        ],
+      );
+    }
+    if (changes.deletedSchedules.length > 0)
+      await client.query("DELETE FROM schedules WHERE id = ANY($1::text[])", [changes.deletedSchedules]);
+    for (const [table, column, sets] of [
+      ["callbacks", "awaiter", changes.callbacks],
+      ["listeners", "address", changes.listeners],
+    ] as const) {
+      for (const [awaited, members] of sets) {
+        if (members.length > 1)
+          assert(new Set(members).size === members.length, `${table} of ${awaited} has duplicates`);
+        await client.query(`DELETE FROM ${table} WHERE awaited = $1`, [awaited]);
+        if (members.length > 0)
+          await client.query(`INSERT INTO ${table} (awaited, ${column}) SELECT $1, unnest($2::text[])`, [
+            awaited,
+            members,
+          ]);
+      }
+    }
+    if (changes.deletedOutbox.length > 0)
+      await client.query("DELETE FROM outbox WHERE key = ANY($1::text[])", [changes.deletedOutbox]);
+    for (const entry of changes.outbox) {
+      await client.query(
+        "INSERT INTO outbox (key, address, message, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET " +
+          "address = excluded.address, message = excluded.message, created_at = excluded.created_at",
+        [entry.key, entry.address, JSON.stringify(entry.message), entry.createdAt],
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+interface PromiseRow {
+  id: string;
+  state: string;
+  param: string;
+  value: string;
+  tags: string;
+  timeout_at: number;
+  created_at: number;
+  settled_at: number | null;
+  armed: boolean;
+}
+
+interface TaskRow {
+  id: string;
+  state: string;
+  version: number;
+  resume_ids: string;
+  pid: string | null;
+  ttl: number | null;
+  expires_at: number | null;
+  retry_at: number | null;
+}
+
+interface ScheduleRow {
+  id: string;
+  cron: string;
+  promise_id: string;
+  promise_timeout: number;
+  promise_param: string;
+  promise_tags: string;
+  created_at: number;
+  next_run_at: number;
+  last_run_at: number | null;
+}
+
+interface OutboxRow {
+  key: string;
+  address: string;
+  message: string;
+  created_at: number;
+}
+
+const PROMISE_COLUMNS = "id, state, param, value, tags, timeout_at, created_at, settled_at, armed";
+const TASK_COLUMNS = "id, state, version, resume_ids, pid, ttl, expires_at, retry_at";
+const SCHEDULE_COLUMNS =
+  "id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, next_run_at, last_run_at";
+const OUTBOX_COLUMNS = "key, address, message, created_at";
+
+const promiseStates: readonly string[] = PROMISE_STATES;
+const taskStates: readonly string[] = TASK_STATES;
+
+function assertLimit(limit: number): void {
+  assert(Number.isInteger(limit) && limit >= 0, `limit must be a non-negative integer, got ${limit}`);
+}
+
+function promiseFromRow(row: PromiseRow): StoredPromise {
+  assert(promiseStates.includes(row.state), `promise ${row.id} has state ${row.state}`);
+  const promise: StoredPromise = {
+    id: row.id,
+    state: row.state as PromiseState,
+    param: JSON.parse(row.param),
+    value: JSON.parse(row.value),
+    tags: JSON.parse(row.tags),
+    timeoutAt: row.timeout_at,
+    createdAt: row.created_at,
+    armed: row.armed,
+  };
+  if (row.settled_at !== null) promise.settledAt = row.settled_at;
+  return promise;
+}
+
+function taskFromRow(row: TaskRow): StoredTask {
+  assert(taskStates.includes(row.state), `task ${row.id} has state ${row.state}`);
+  const task: StoredTask = {
+    id: row.id,
+    state: row.state as TaskState,
+    version: row.version,
+    resumeIds: JSON.parse(row.resume_ids),
+  };
+  if (row.pid !== null) task.pid = row.pid;
+  if (row.ttl !== null) task.ttl = row.ttl;
+  if (row.expires_at !== null) task.expiresAt = row.expires_at;
+  if (row.retry_at !== null) task.retryAt = row.retry_at;
+  return task;
+}
+
+function scheduleFromRow(row: ScheduleRow): StoredSchedule {
+  const schedule: StoredSchedule = {
+    id: row.id,
+    cron: row.cron,
+    promiseId: row.promise_id,
+    promiseTimeout: row.promise_timeout,
+    promiseParam: JSON.parse(row.promise_param),
+    promiseTags: JSON.parse(row.promise_tags),
+    createdAt: row.created_at,
+    nextRunAt: row.next_run_at,
+  };
+  if (row.last_run_at !== null) schedule.lastRunAt = row.last_run_at;
+  return schedule;
+}
+
+function outboxFromRow(row: OutboxRow): OutboxEntry {
+  return { key: row.key, address: row.address, message: JSON.parse(row.message), createdAt: row.created_at };
+}
+
+/** Builds a WHERE clause and its parameters from optional conditions. */
+class Where {
+  readonly parameters: unknown[] = [];
+  private readonly conditions: string[] = [];
+
+  add(condition: (parameter: string) => string, value: unknown): void {
+    this.parameters.push(value);
+    this.conditions.push(condition(`$${this.parameters.length}`));
+  }
+
+  limit(limit: number): string {
+    assertLimit(limit);
+    this.parameters.push(limit);
+    return `$${this.parameters.length}`;
+  }
+
+  toString(): string {
+    return this.conditions.length === 0 ? "" : `WHERE ${this.conditions.join(" AND ")}`;
+  }
+}
+
+/** Fetches one read the replay cache missed, as of the database transaction's current state. */
+async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
+  const rows = async <Row extends pg.QueryResultRow>(sql: string, parameters: unknown[]) =>
+    (await client.query<Row>(sql, parameters)).rows;
+  if ("key" in read) {
+    switch (read.method) {
+      case "promise": {
+        const [row] = await rows<PromiseRow>(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = $1`, [
+          read.key,
+        ]);
+        return row && promiseFromRow(row);
+      }
+      case "task": {
+        const [row] = await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1`, [read.key]);
+        return row && taskFromRow(row);
+      }
+      case "schedule": {
+        const [row] = await rows<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = $1`, [
+          read.key,
+        ]);
+        return row && scheduleFromRow(row);
+      }
+      case "callbacks":
+        return (
+          await rows<{ awaiter: string }>(
+            "SELECT awaiter FROM callbacks WHERE awaited = $1 ORDER BY awaiter",
+            [read.key],
+          )
+        ).map((row) => row.awaiter);
+      case "listeners":
+        return (
+          await rows<{ address: string }>(
+            "SELECT address FROM listeners WHERE awaited = $1 ORDER BY address",
+            [read.key],
+          )
+        ).map((row) => row.address);
+      case "outboxEntry": {
+        const [row] = await rows<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = $1`, [
+          read.key,
+        ]);
+        return row && outboxFromRow(row);
+      }
+    }
+  }
+  switch (read.method) {
+    case "promisesInBranch":
+      return (
+        await rows<PromiseRow>(
+          `SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = $1 ORDER BY id`,
+          read.args,
+        )
+      ).map(promiseFromRow);
+    case "searchPromises": {
+      const query = read.args[0] as PromiseQuery;
+      const where = new Where();
+      if (query.idPrefix !== undefined) where.add((p) => `starts_with(id, ${p})`, query.idPrefix);
+      if (query.states !== undefined) where.add((p) => `state = ANY(${p}::text[])`, query.states);
+      if (query.tags !== undefined)
+        where.add((p) => `tags::jsonb @> ${p}::jsonb`, JSON.stringify(query.tags));
+      if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
+      const limit = where.limit(query.limit);
+      return (
+        await rows<PromiseRow>(
+          `SELECT ${PROMISE_COLUMNS} FROM promises ${where} ORDER BY id LIMIT ${limit}`,
+          where.parameters,
+        )
+      ).map(promiseFromRow);
+    }
+    case "searchTasks": {
+      const query = read.args[0] as TaskQuery;
+      const where = new Where();
+      if (query.states !== undefined) where.add((p) => `state = ANY(${p}::text[])`, query.states);
+      if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
+      const limit = where.limit(query.limit);
+      return (
+        await rows<TaskRow>(
+          `SELECT ${TASK_COLUMNS} FROM tasks ${where} ORDER BY id LIMIT ${limit}`,
+          where.parameters,
+        )
+      ).map(taskFromRow);
+    }
+    case "searchSchedules": {
+      const query = read.args[0] as ScheduleQuery;
+      const where = new Where();
+      if (query.tags !== undefined)
+        where.add((p) => `promise_tags::jsonb @> ${p}::jsonb`, JSON.stringify(query.tags));
+      if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
+      const limit = where.limit(query.limit);
+      return (
+        await rows<ScheduleRow>(
+          `SELECT ${SCHEDULE_COLUMNS} FROM schedules ${where} ORDER BY id LIMIT ${limit}`,
+          where.parameters,
+        )
+      ).map(scheduleFromRow);
+    }
+    case "due": {
+      const [now, limit] = read.args as [number, number];
+      assertLimit(limit);
+      const ids = async (sql: string) => (await rows<{ id: string }>(sql, [now, limit])).map((row) => row.id);
+      const due: DueWork = {
+        promiseIds: await ids(
+          "SELECT id FROM promises WHERE armed AND timeout_at <= $1 ORDER BY timeout_at, id LIMIT $2",
+        ),
+        taskIds: await ids("SELECT id FROM tasks WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2"),
+        scheduleIds: await ids(
+          "SELECT id FROM schedules WHERE next_run_at <= $1 ORDER BY next_run_at, id LIMIT $2",
+        ),
+      };
+      return due;
+    }
+    case "nextDueAt": {
+      const [row] = await rows<{ at: number | null }>(
+        "SELECT min(at) AS at FROM (" +
+          "SELECT min(timeout_at) AS at FROM promises WHERE armed " +
+          "UNION ALL SELECT min(due_at) FROM tasks WHERE due_at IS NOT NULL " +
+          "UNION ALL SELECT min(next_run_at) FROM schedules) AS deadlines",
+        [],
+      );
+      return row?.at ?? undefined;
+    }
+    case "outbox": {
+      const query = read.args[0] as OutboxQuery;
+      const where = new Where();
+      if (query.addressPrefixes !== undefined)
+        where.add(
+          (p) => `EXISTS (SELECT 1 FROM unnest(${p}::text[]) AS prefix WHERE starts_with(address, prefix))`,
+          query.addressPrefixes,
+        );
+      if (query.after !== undefined) where.add((p) => `key > ${p}`, query.after);
+      const limit = where.limit(query.limit);
+      return (
+        await rows<OutboxRow>(
+          `SELECT ${OUTBOX_COLUMNS} FROM outbox ${where} ORDER BY key LIMIT ${limit}`,
+          where.parameters,
+        )
+      ).map(outboxFromRow);
+    }
+    case "allCallbacks":
+      return rows<{ awaited: string; awaiter: string }>(
+        "SELECT awaited, awaiter FROM callbacks ORDER BY awaited, awaiter",
+        [],
+      );
+    case "allListeners":
+      return rows<{ awaited: string; address: string }>(
+        "SELECT awaited, address FROM listeners ORDER BY awaited, address",
+        [],
+      );
+  }
+}

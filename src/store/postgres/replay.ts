@@ -1,0 +1,328 @@
+/**
+ * How the PostgreSQL store runs a synchronous batch over an asynchronous driver
+ * (ADR 0001, addendum): by replay. `work` runs against a `ReplayPass`, which
+ * answers every `StateReader` call from what the store has fetched so far. A read
+ * it cannot answer records a `Read`, throws `ReadMiss` and ends the pass; the
+ * store flushes the pass's new applies, fetches the read (the database then shows
+ * exactly the missing step's view) and runs `work` again from the start.
+ *
+ * Layers: layer 0 is the database as the transaction began; apply m opens layer
+ * m. A read made after the j-th apply is answered as of layer j:
+ *  - point reads (`promise`, `task`, `schedule`, `callbacks`, `listeners`,
+ *    `outboxEntry`) from the latest apply ≤ j that wrote the key (a reset counts
+ *    as writing every key), else from a fetched observation of the key separated
+ *    from layer j by no apply that wrote it;
+ *  - query reads (searches, `due`, `nextDueAt`, …) only from a fetch made at the
+ *    same layer, where a layer opened by an empty apply is the one before it.
+ *
+ * This file does no I/O; the store owns the database, this owns the answers.
+ *
+ * Invariants (asserted here):
+ *  R1  A miss happens only at the newest layer, and only once every earlier apply
+ *      has been flushed: replayed steps make the reads they made before.
+ *  R2  A replayed apply equals, as JSON, the apply flushed at that position.
+ *  R3  A pass answers nothing after it missed or closed; `ReadMiss` is never
+ *      swallowed unnoticed (the pass remembers the miss even if `work` catches it).
+ *  R4  Each fetched read is stored once per layer.
+ */
+import type {
+  Changes,
+  DueWork,
+  OutboxEntry,
+  OutboxQuery,
+  PromiseQuery,
+  ScheduleQuery,
+  StateReader,
+  StoredPromise,
+  StoredSchedule,
+  StoredTask,
+  TaskQuery,
+} from "../../core/state.js";
+import { isEmptyChanges } from "../../core/state.js";
+import { assert } from "../../lib/assert.js";
+import { compareCodePoints } from "../../lib/order.js";
+import type { StoreTransaction } from "../store.js";
+
+export type PointMethod = "promise" | "task" | "schedule" | "callbacks" | "listeners" | "outboxEntry";
+export type QueryMethod = Exclude<keyof StateReader, PointMethod>;
+
+/** One read `work` made that the cache could not answer. */
+export type Read = { method: PointMethod; key: string } | { method: QueryMethod; args: unknown[] };
+
+/** Thrown by a pass to stop `work` at its first miss; caught only by the store. */
+export class ReadMiss extends Error {
+  override name = "ReadMiss";
+}
+
+/** One apply, indexed for point lookups. */
+interface Layer {
+  changes: Changes;
+  json: string;
+  reset: boolean;
+  empty: boolean;
+  /** `${method}\u0000${key}` → the value a point read sees after this apply. */
+  writes: Map<string, unknown>;
+}
+
+const pointKey = (method: PointMethod, key: string) => `${method}\u0000${key}`;
+
+/** Changes as JSON text (Maps as entry lists), for R2. */
+export function changesJson(changes: Changes): string {
+  return JSON.stringify({
+    ...changes,
+    callbacks: [...changes.callbacks.entries()],
+    listeners: [...changes.listeners.entries()],
+  });
+}
+
+function layerOf(changes: Changes): Layer {
+  const writes = new Map<string, unknown>();
+  // Same order as the memory store's apply: later entries win.
+  for (const promise of changes.promises) writes.set(pointKey("promise", promise.id), promise);
+  for (const task of changes.tasks) writes.set(pointKey("task", task.id), task);
+  for (const schedule of changes.schedules) writes.set(pointKey("schedule", schedule.id), schedule);
+  for (const id of changes.deletedSchedules) writes.set(pointKey("schedule", id), undefined);
+  for (const [awaited, awaiters] of changes.callbacks)
+    writes.set(pointKey("callbacks", awaited), [...awaiters].sort(compareCodePoints));
+  for (const [awaited, addresses] of changes.listeners)
+    writes.set(pointKey("listeners", awaited), [...addresses].sort(compareCodePoints));
+  for (const key of changes.deletedOutbox) writes.set(pointKey("outboxEntry", key), undefined);
+  for (const entry of changes.outbox) writes.set(pointKey("outboxEntry", entry.key), entry);
+  const copy = structuredClone(changes);
+  return {
+    changes: copy,
+    json: changesJson(copy),
+    reset: changes.reset,
+    empty: isEmptyChanges(changes),
+    writes,
+  };
+}
+
+/** What a point read sees after a reset that did not write the key. */
+function resetValue(method: PointMethod): unknown {
+  return method === "callbacks" || method === "listeners" ? [] : undefined;
+}
+
+/**
+ * What one attempt of a batch has learnt, kept across its passes: the applies
+ * flushed to the database and the reads fetched, each at its layer.
+ */
+export class ReplayCache {
+  /** Applies written to the database in this database transaction, in order. */
+  readonly flushed: Layer[] = [];
+  private readonly points = new Map<string, { layer: number; value: unknown }[]>();
+  private readonly queries = new Map<string, unknown>();
+  /** Passes run (for tests and stats). */
+  passes = 0;
+
+  get flushedCount(): number {
+    return this.flushed.length;
+  }
+
+  /** Records that the applies of `pass` beyond those flushed are now written. */
+  markFlushed(pass: ReplayPass): void {
+    const fresh = pass.unflushed();
+    this.flushed.push(...fresh);
+    assert(this.flushed.length === pass.layers.length, "every apply of the pass is flushed");
+  }
+
+  /** Stores the answer to `read`, fetched with every apply so far flushed (R1, R4). */
+  store(read: Read, value: unknown): void {
+    const layer = this.flushed.length;
+    if (
+      read.method === "promise" ||
+      read.method === "task" ||
+      read.method === "schedule" ||
+      read.method === "callbacks" ||
+      read.method === "listeners" ||
+      read.method === "outboxEntry"
+    ) {
+      assert("key" in read, "a point read has a key");
+      const key = pointKey(read.method, read.key);
+      const observations = this.points.get(key) ?? [];
+      assert(
+        !observations.some((observation) => observation.layer === layer),
+        `R4 ${read.method} ${read.key} fetched twice at layer ${layer}`,
+      );
+      observations.push({ layer, value: structuredClone(value) });
+      this.points.set(key, observations);
+    } else {
+      assert("args" in read, "a query read has arguments");
+      const key = queryKey(this.canonical(layer, this.flushed), read.method, read.args);
+      assert(!this.queries.has(key), `R4 ${read.method} fetched twice at layer ${layer}`);
+      this.queries.set(key, structuredClone(value));
+    }
+  }
+
+  /** The lowest layer whose state equals layer `j`'s for queries (empty applies change nothing). */
+  canonical(j: number, layers: readonly Layer[]): number {
+    let layer = j;
+    while (layer > 0 && layers[layer - 1]?.empty === true) layer -= 1;
+    return layer;
+  }
+
+  query(layer: number, method: QueryMethod, args: unknown[]): { hit: boolean; value?: unknown } {
+    const key = queryKey(layer, method, args);
+    return this.queries.has(key) ? { hit: true, value: this.queries.get(key) } : { hit: false };
+  }
+
+  observations(method: PointMethod, key: string): readonly { layer: number; value: unknown }[] {
+    return this.points.get(pointKey(method, key)) ?? [];
+  }
+}
+
+function queryKey(layer: number, method: QueryMethod, args: unknown[]): string {
+  return `${layer}\u0000${method}\u0000${JSON.stringify(args)}`;
+}
+
+/** One run of `work`: the `StoreTransaction` it sees. */
+export class ReplayPass implements StoreTransaction {
+  /** Applies made in this pass, in order; the first `cache.flushedCount` are replays (R2). */
+  readonly layers: Layer[] = [];
+  /** The first read this pass could not answer, if any. */
+  miss: Read | undefined;
+  private open = true;
+
+  constructor(private readonly cache: ReplayCache) {
+    cache.passes += 1;
+  }
+
+  close(): void {
+    this.open = false;
+  }
+
+  /** The applies of this pass not yet written to the database. */
+  unflushed(): Layer[] {
+    return this.layers.slice(this.cache.flushedCount);
+  }
+
+  /** The apply that opened layer `m` (1-based), from this pass or, beyond it, from the flushed log. */
+  private layerAt(m: number): Layer | undefined {
+    return this.layers[m - 1] ?? this.cache.flushed[m - 1];
+  }
+
+  private checkOpen(): void {
+    assert(this.open, "R3 transaction handle used after its transaction's pass ended");
+    if (this.miss !== undefined) throw new ReadMiss("read after a miss in the same pass");
+  }
+
+  private missed(read: Read): never {
+    const layer = this.layers.length;
+    assert(
+      layer >= this.cache.flushedCount,
+      `R1 a replayed step (layer ${layer}, ${this.cache.flushedCount} applies flushed) made a read it did not make before: ${read.method}`,
+    );
+    this.miss = read;
+    throw new ReadMiss(`${read.method} is not cached at layer ${layer}`);
+  }
+
+  apply(changes: Changes): void {
+    this.checkOpen();
+    const layer = layerOf(changes);
+    const position = this.layers.length;
+    const flushed = this.cache.flushed[position];
+    if (flushed !== undefined) {
+      assert(
+        flushed.json === layer.json,
+        `R2 replayed apply ${position + 1} differs from the one flushed: ${layer.json} vs ${flushed.json}`,
+      );
+    }
+    this.layers.push(layer);
+  }
+
+  private point<T>(method: PointMethod, key: string): T {
+    this.checkOpen();
+    const j = this.layers.length;
+    const name = pointKey(method, key);
+    // The latest apply at or before layer j that wrote the key.
+    for (let m = j; m >= 1; m -= 1) {
+      const layer = this.layerAt(m);
+      assert(layer !== undefined, `layer ${m} exists`);
+      if (layer.writes.has(name)) return structuredClone(layer.writes.get(name)) as T;
+      if (layer.reset) return resetValue(method) as T;
+    }
+    // Untouched by applies 1…j: any observation not separated from j by a write.
+    for (const observation of this.cache.observations(method, key)) {
+      if (observation.layer <= j || this.untouched(name, j + 1, observation.layer))
+        return structuredClone(observation.value) as T;
+    }
+    return this.missed({ method, key });
+  }
+
+  /** No apply in layers `from`…`to` wrote the point `name` or reset. */
+  private untouched(name: string, from: number, to: number): boolean {
+    for (let m = from; m <= to; m += 1) {
+      const layer = this.layerAt(m);
+      if (layer === undefined || layer.reset || layer.writes.has(name)) return false;
+    }
+    return true;
+  }
+
+  private query<T>(method: QueryMethod, args: unknown[]): T {
+    this.checkOpen();
+    const layer = this.cache.canonical(this.layers.length, this.layers);
+    const answer = this.cache.query(layer, method, args);
+    if (answer.hit) return structuredClone(answer.value) as T;
+    return this.missed({ method, args });
+  }
+
+  promise(id: string): StoredPromise | undefined {
+    return this.point("promise", id);
+  }
+
+  task(id: string): StoredTask | undefined {
+    return this.point("task", id);
+  }
+
+  schedule(id: string): StoredSchedule | undefined {
+    return this.point("schedule", id);
+  }
+
+  callbacks(awaited: string): string[] {
+    return this.point("callbacks", awaited);
+  }
+
+  listeners(awaited: string): string[] {
+    return this.point("listeners", awaited);
+  }
+
+  outboxEntry(key: string): OutboxEntry | undefined {
+    return this.point("outboxEntry", key);
+  }
+
+  promisesInBranch(branch: string): StoredPromise[] {
+    return this.query("promisesInBranch", [branch]);
+  }
+
+  searchPromises(query: PromiseQuery): StoredPromise[] {
+    return this.query("searchPromises", [query]);
+  }
+
+  searchTasks(query: TaskQuery): StoredTask[] {
+    return this.query("searchTasks", [query]);
+  }
+
+  searchSchedules(query: ScheduleQuery): StoredSchedule[] {
+    return this.query("searchSchedules", [query]);
+  }
+
+  due(now: number, limit: number): DueWork {
+    return this.query("due", [now, limit]);
+  }
+
+  nextDueAt(): number | undefined {
+    return this.query("nextDueAt", []);
+  }
+
+  outbox(query: OutboxQuery): OutboxEntry[] {
+    return this.query("outbox", [query]);
+  }
+
+  allCallbacks(): { awaited: string; awaiter: string }[] {
+    return this.query("allCallbacks", []);
+  }
+
+  allListeners(): { awaited: string; address: string }[] {
+    return this.query("allListeners", []);
+  }
+}

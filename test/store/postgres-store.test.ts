@@ -1,0 +1,320 @@
+/**
+ * The PostgreSQL store: the shared suite, each test on a fresh schema, then what
+ * only this store promises: replay across read misses, retry on serialization
+ * conflicts, migrations under concurrency, schema versions, unreachable servers.
+ * Without a reachable PostgreSQL these tests skip loudly (fail under CI=true).
+ */
+import pg from "pg";
+import { afterAll, describe, expect, it } from "vitest";
+import { AssertionError } from "../../src/lib/assert.js";
+import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
+import { openPostgresStore, type PostgresStore } from "../../src/store/postgres/postgres-store.js";
+import {
+  type Store,
+  StoreSchemaError,
+  type StoreTransaction,
+  StoreUnavailableError,
+} from "../../src/store/store.js";
+import {
+  dropPostgresStore,
+  dropSchema,
+  freshSchema,
+  openFreshPostgresStore,
+  POSTGRES_URL,
+  requirePostgres,
+} from "../differential/postgres.js";
+import { changesOf, describeStore, promiseFixture, taskFixture } from "./store-suite.js";
+
+if (requirePostgres("the PostgreSQL store tests")) {
+  describeStore(
+    "postgres",
+    () => openFreshPostgresStore(),
+    (store) => dropPostgresStore(store as PostgresStore),
+  );
+
+  describe("postgres store", () => {
+    const opened: PostgresStore[] = [];
+    const open = async (options: { conflictAttempts?: number } = {}) => {
+      const store = await openFreshPostgresStore(options);
+      opened.push(store);
+      return store;
+    };
+    afterAll(async () => {
+      for (const store of opened) await dropPostgresStore(store);
+    });
+
+    it("a batch whose steps read what earlier steps wrote runs by replay and reads its own writes", async () => {
+      const store = await open();
+      await store.transaction((tx) => tx.apply(changesOf({ promises: [promiseFixture("a")] })));
+      const passesBefore = store.stats.passes;
+      const seen = await store.transaction((tx) => {
+        const reads: unknown[] = [];
+        for (const id of ["a", "b", "c"]) {
+          reads.push(tx.promise(id)?.state);
+          tx.apply(changesOf({ promises: [promiseFixture(id, { state: "resolved", settledAt: 1 })] }));
+          reads.push(tx.promise(id)?.state);
+          reads.push(tx.searchPromises({ limit: 10 }).map((promise) => promise.id));
+        }
+        return reads;
+      });
+      expect(seen).toEqual([
+        "pending",
+        "resolved",
+        ["a"],
+        undefined,
+        "resolved",
+        ["a", "b"],
+        undefined,
+        "resolved",
+        ["a", "b", "c"],
+      ]);
+      expect(store.stats.passes - passesBefore).toBeGreaterThan(1);
+      expect(await store.transaction((tx) => tx.searchPromises({ limit: 10 }).map((p) => p.state))).toEqual([
+        "resolved",
+        "resolved",
+        "resolved",
+      ]);
+    });
+
+    it("a work function that swallows the internal miss still gets a fetched answer", async () => {
+      const store = await open();
+      await store.transaction((tx) => tx.apply(changesOf({ tasks: [taskFixture("t")] })));
+      const state = await store.transaction((tx) => {
+        try {
+          return tx.task("t")?.state;
+        } catch {
+          return "swallowed";
+        }
+      });
+      expect(state).toBe("suspended");
+    });
+
+    it("an error thrown by work after a write rolls the write back", async () => {
+      const store = await open();
+      await expect(
+        store.transaction((tx) => {
+          tx.apply(changesOf({ promises: [promiseFixture("gone")] }));
+          tx.promise("other"); // a miss: the write is flushed before the fetch
+          throw new Error("work failed");
+        }),
+      ).rejects.toThrow("work failed");
+      expect(await store.transaction((tx) => tx.promise("gone"))).toBeUndefined();
+    });
+
+    it("a serialization conflict with a concurrent transaction is retried, and both succeed", async () => {
+      const store = await open();
+      const schema = schemaOf(store);
+      const counter = (n: number) => promiseFixture("counter", { param: { data: String(n) } });
+      await store.transaction((tx) => tx.apply(changesOf({ promises: [counter(0)] })));
+      // A concurrent serializable transaction writes the counter and holds its row lock.
+      const other = new pg.Client({ connectionString: POSTGRES_URL });
+      await other.connect();
+      try {
+        await other.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+        await other.query(`UPDATE ${schema}.promises SET param = '{"data":"1"}' WHERE id = 'counter'`);
+        const retriesBefore = store.stats.conflictRetries;
+        // The store's batch reads n = 0 and blocks writing n + 1 until the other commits.
+        const incrementing = store.transaction((tx) => {
+          const n = counterOf(tx);
+          tx.apply(changesOf({ promises: [counter(n + 1)] }));
+          return n;
+        });
+        await waitFor(async () => (await lockWaiters()) > 0);
+        await other.query("COMMIT");
+        // First attempt: 40001 (concurrent update); the retry reads n = 1.
+        expect(await incrementing).toBe(1);
+        expect(store.stats.conflictRetries - retriesBefore).toBe(1);
+        expect((await store.transaction((tx) => tx.promise("counter")))?.param).toEqual({ data: "2" });
+      } finally {
+        await other.end();
+      }
+    });
+
+    it("concurrent batches from two stores over one schema all commit, none lost", async () => {
+      const store = await open();
+      const other = await openPostgresStore({ url: POSTGRES_URL, schema: schemaOf(store) });
+      try {
+        await store.transaction((tx) =>
+          tx.apply(changesOf({ promises: [promiseFixture("counter", { param: { data: "0" } })] })),
+        );
+        const increment = (target: Store) =>
+          target.transaction((tx) => {
+            const n = counterOf(tx);
+            tx.apply(
+              changesOf({ promises: [promiseFixture("counter", { param: { data: String(n + 1) } })] }),
+            );
+          });
+        await Promise.all(
+          Array.from({ length: 16 }, (_, index) => increment(index % 2 === 0 ? store : other)),
+        );
+        expect((await store.transaction((tx) => tx.promise("counter")))?.param).toEqual({ data: "16" });
+      } finally {
+        await other.close();
+      }
+    });
+
+    it("an error thrown by work whose message mentions a connection is rethrown unchanged", async () => {
+      const store = await open();
+      const failure = new Error("connection to the worker timed out");
+      await expect(
+        store.transaction((tx) => {
+          tx.promise("p");
+          throw failure;
+        }),
+      ).rejects.toBe(failure);
+    });
+
+    it("work that is not a function of its reads is caught by an assertion when replayed", async () => {
+      const store = await open();
+      let runs = 0;
+      await expect(
+        store.transaction((tx) => {
+          runs += 1;
+          tx.apply(changesOf({ promises: [promiseFixture(`p${runs}`)] }));
+          return tx.promise("q"); // a miss: the pass ends, and the replay applies something else
+        }),
+      ).rejects.toBeInstanceOf(AssertionError);
+      expect(await store.transaction((tx) => tx.searchPromises({ limit: 10 }))).toEqual([]);
+    });
+
+    it("connections the server kills are replaced: later transactions succeed by themselves", async () => {
+      const schema = freshSchema();
+      const applicationName = `pledge-${schema}`;
+      const store = await openPostgresStore({
+        url: POSTGRES_URL,
+        schema,
+        pool: { application_name: applicationName },
+      });
+      try {
+        await store.transaction((tx) => tx.apply(changesOf({ promises: [promiseFixture("kept")] })));
+        const killed = await query(
+          `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE application_name = '${applicationName}'`,
+        );
+        expect(killed.length).toBeGreaterThan(0);
+        const outcomes: unknown[] = [];
+        for (let attempt = 0; attempt < 3; attempt += 1) {
+          try {
+            outcomes.push((await store.transaction((tx) => tx.promise("kept")))?.id);
+          } catch (error) {
+            outcomes.push(error instanceof StoreUnavailableError ? "unavailable" : error);
+          }
+        }
+        expect(outcomes.every((outcome) => outcome === "kept" || outcome === "unavailable")).toBe(true);
+        expect(outcomes.at(-1)).toBe("kept");
+      } finally {
+        await store.close();
+        await dropSchema(schema);
+      }
+    });
+
+    it("replicas opening one fresh schema together apply each migration once", async () => {
+      const schema = freshSchema();
+      try {
+        const stores = await Promise.all(
+          Array.from({ length: 4 }, () => openPostgresStore({ url: POSTGRES_URL, schema })),
+        );
+        for (const store of stores) expect(store.schemaVersion).toBe(MIGRATIONS.length);
+        await Promise.all(stores.map((store) => store.close()));
+        const rows = await query(`SELECT version FROM ${schema}.pledge_migrations ORDER BY version`);
+        expect(rows.map((row) => row.version)).toEqual(MIGRATIONS.map((migration) => migration.version));
+      } finally {
+        await dropSchema(schema);
+      }
+    });
+
+    it("a schema newer than this build is refused with a StoreSchemaError naming both versions", async () => {
+      const store = await open();
+      const schema = schemaOf(store);
+      await query(
+        `INSERT INTO ${schema}.pledge_migrations (version, name) VALUES (${MIGRATIONS.length + 1}, 'from-the-future')`,
+      );
+      const opening = openPostgresStore({ url: POSTGRES_URL, schema });
+      await expect(opening).rejects.toBeInstanceOf(StoreSchemaError);
+      await expect(opening).rejects.toThrow(
+        `has schema version ${MIGRATIONS.length + 1}, but this build of Pledge knows versions up to ${MIGRATIONS.length}`,
+      );
+    });
+
+    it("ids order by code point, as in the memory store", async () => {
+      const store = await open();
+      const ids = ["b", "a", "\uE000", "🙂", "Z", "é"];
+      await store.transaction((tx) => tx.apply(changesOf({ promises: ids.map((id) => promiseFixture(id)) })));
+      const read = await store.transaction((tx) =>
+        tx.searchPromises({ limit: 10 }).map((promise) => promise.id),
+      );
+      expect(read).toEqual(["Z", "a", "b", "é", "\uE000", "🙂"]);
+    });
+
+    it("an unreachable server is a StoreUnavailableError, at open and on ping", async () => {
+      await expect(
+        openPostgresStore({
+          url: "postgres://postgres@127.0.0.1:1/test",
+          pool: { connectionTimeoutMillis: 500 },
+        }),
+      ).rejects.toBeInstanceOf(StoreUnavailableError);
+    });
+
+    it("an exhausted pool answers StoreUnavailableError instead of hanging", async () => {
+      const schema = freshSchema();
+      const store = await openPostgresStore({
+        url: POSTGRES_URL,
+        schema,
+        pool: { max: 1, connectionTimeoutMillis: 200 },
+      });
+      try {
+        // Take the pool's one client away.
+        const pool = (store as unknown as { pool: pg.Pool }).pool;
+        const held = await pool.connect();
+        await expect(store.transaction((tx) => tx.promise("x"))).rejects.toBeInstanceOf(
+          StoreUnavailableError,
+        );
+        held.release();
+        expect(await store.transaction((tx) => tx.promise("x"))).toBeUndefined();
+      } finally {
+        await store.close();
+        await dropSchema(schema);
+      }
+    });
+  });
+}
+
+/** The schema a store uses, from its pool's connection options. */
+function schemaOf(store: PostgresStore): string {
+  const match = /search_path=(\w+)/.exec(
+    String((store as unknown as { pool: { options: { options?: string } } }).pool.options.options),
+  );
+  if (match?.[1] === undefined) throw new Error("store has no schema");
+  return match[1];
+}
+
+async function query(sql: string): Promise<Record<string, unknown>[]> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Sessions of the test database waiting on a lock. */
+async function lockWaiters(): Promise<number> {
+  const [row] = await query(
+    "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+  );
+  return Number(row?.waiting ?? 0);
+}
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function counterOf(tx: StoreTransaction): number {
+  const counter = tx.promise("counter");
+  if (counter === undefined) throw new Error("no counter");
+  return Number(counter.param.data);
+}
