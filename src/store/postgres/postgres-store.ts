@@ -73,7 +73,9 @@ export interface PostgresStoreStats extends StoreStats {
 
 /** SQLSTATEs that mean "run the whole transaction again". */
 const RETRYABLE_CONFLICTS = new Set(["40001", "40P01"]);
-const CONFLICT_BACKOFF_MS = 2;
+/** Backoff after the n-th conflict: uniformly random below min(first × 2^(n-1), most) ms ("full jitter"). */
+const CONFLICT_BACKOFF_FIRST_MS = 2;
+const CONFLICT_BACKOFF_MOST_MS = 200;
 /** Arbitrary constant: the advisory lock that serialises migrations of one database. */
 const MIGRATION_LOCK = 0x706c6467; // "pldg"
 
@@ -155,8 +157,9 @@ export class PostgresStore implements Store {
           );
         }
         this.stats.conflictRetries += 1;
-        // Small jittered backoff, growing with the attempt, so conflicting batches spread out.
-        await sleep(CONFLICT_BACKOFF_MS * attempt * (0.5 + Math.random()));
+        // Exponential backoff with full jitter, so batches that conflicted spread out instead of meeting again.
+        const ceilingMs = Math.min(CONFLICT_BACKOFF_FIRST_MS * 2 ** (attempt - 1), CONFLICT_BACKOFF_MOST_MS);
+        await sleep(Math.random() * ceilingMs);
       }
     }
   }
