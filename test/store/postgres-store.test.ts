@@ -7,6 +7,8 @@
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { AssertionError } from "../../src/lib/assert.js";
+import { TAG } from "../../src/protocol/records.js";
+import { MemoryStore } from "../../src/store/memory-store.js";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
 import { openPostgresStore, type PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import {
@@ -23,7 +25,14 @@ import {
   POSTGRES_URL,
   requirePostgres,
 } from "../differential/postgres.js";
-import { changesOf, describeStore, promiseFixture, taskFixture } from "./store-suite.js";
+import {
+  changesOf,
+  describeStore,
+  executeFixture,
+  promiseFixture,
+  scheduleFixture,
+  taskFixture,
+} from "./store-suite.js";
 
 if (requirePostgres("the PostgreSQL store tests")) {
   describeStore(
@@ -233,6 +242,50 @@ if (requirePostgres("the PostgreSQL store tests")) {
       await expect(opening).rejects.toThrow(
         `has schema version ${MIGRATIONS.length + 1}, but this build of Pledge knows versions up to ${MIGRATIONS.length}`,
       );
+    });
+
+    it("NUL and U+0001 in tags, branches, addresses and outbox keys answer as in the memory store", async () => {
+      const store = await open();
+      const memory = new MemoryStore();
+      const odd = ["x\u0000", "x\u0001", "x", "x\u0000y", "x\u0002"];
+      const changes = changesOf({
+        promises: odd.map((text, index) =>
+          promiseFixture(`p${index}`, { tags: { [`k${text}`]: text, [TAG.branch]: text } }),
+        ),
+        schedules: odd.map((text, index) => scheduleFixture(`s${index}`, { promiseTags: { t: text } })),
+        listeners: new Map([["p0", odd.map((text) => `http://h/${text}`)]]),
+        outbox: odd.map((text, index) => ({
+          ...executeFixture(`t${index}`, `poll://any@g/${text}`),
+          key: `unblock:p0:notify:http://h/${text}`,
+        })),
+      });
+      const reads = (tx: StoreTransaction) => ({
+        byTag: odd.map((text) =>
+          tx.searchPromises({ tags: { [`k${text}`]: text }, limit: 10 }).map((p) => p.id),
+        ),
+        schedulesByTag: odd.map((text) =>
+          tx.searchSchedules({ tags: { t: text }, limit: 10 }).map((s) => s.id),
+        ),
+        branches: odd.map((text) => tx.promisesInBranch(text).map((p) => p.id)),
+        listeners: tx.listeners("p0"),
+        allListeners: tx.allListeners(),
+        outbox: tx.outbox({ limit: 10 }),
+        byPrefix: odd.map((text) =>
+          tx.outbox({ addressPrefixes: [`poll://any@g/${text}`], limit: 10 }).map((e) => e.key),
+        ),
+        after: odd.map(
+          (text) => tx.outbox({ after: `unblock:p0:notify:http://h/${text}`, limit: 10 }).length,
+        ),
+        entries: odd.map((text) => tx.outboxEntry(`unblock:p0:notify:http://h/${text}`)?.address),
+        promises: tx.searchPromises({ limit: 10 }),
+      });
+      await store.transaction((tx) => tx.apply(structuredClone(changes)));
+      await memory.transaction((tx) => tx.apply(structuredClone(changes)));
+      expect(await store.transaction(reads)).toStrictEqual(await memory.transaction(reads));
+      const deleting = changesOf({ deletedOutbox: [`unblock:p0:notify:http://h/x\u0000`] });
+      await store.transaction((tx) => tx.apply(deleting));
+      await memory.transaction((tx) => tx.apply(deleting));
+      expect(await store.transaction(reads)).toStrictEqual(await memory.transaction(reads));
     });
 
     it("ids order by code point, as in the memory store", async () => {

@@ -17,6 +17,12 @@
  *    jsonb reorders keys, and records must read back exactly as written).
  *  - `promises.branch` is a copy of the `resonate:branch` tag and `tasks.due_at`
  *    of `retryAt ?? expiresAt`, written by the store with the row.
+ *  - PostgreSQL text cannot hold NUL, which tags and addresses may contain (ids
+ *    may not). Columns that hold such strings raw — `branch`, `listeners.address`,
+ *    `outbox.key`, `outbox.address` and the keys and values of the `*_index` JSONB
+ *    copies of tags that searches use — hold them encoded by `encodeText`
+ *    (text.ts), which keeps code-point order and prefixes. JSON text columns need
+ *    nothing: `JSON.stringify` escapes NUL.
  *  - Instants and durations are `bigint` (milliseconds), read back as numbers.
  */
 
@@ -39,6 +45,7 @@ CREATE TABLE promises (
   param TEXT NOT NULL,
   value TEXT NOT NULL,
   tags TEXT NOT NULL,
+  tags_index JSONB NOT NULL,
   branch TEXT COLLATE "C",
   timeout_at BIGINT NOT NULL,
   created_at BIGINT NOT NULL,
@@ -68,6 +75,7 @@ CREATE TABLE schedules (
   promise_timeout BIGINT NOT NULL,
   promise_param TEXT NOT NULL,
   promise_tags TEXT NOT NULL,
+  promise_tags_index JSONB NOT NULL,
   created_at BIGINT NOT NULL,
   next_run_at BIGINT NOT NULL,
   last_run_at BIGINT

@@ -50,6 +50,7 @@ import {
 } from "../store.js";
 import { MIGRATIONS, type Migration } from "./migrations.js";
 import { type Read, ReadMiss, ReplayCache, ReplayPass } from "./replay.js";
+import { decodeText, encodedTagsJson, encodeText } from "./text.js";
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/database`. */
@@ -241,6 +242,10 @@ class WorkFailure {
   constructor(readonly error: unknown) {}
 }
 
+function encodeBranch(branch: string | undefined): string | null {
+  return branch === undefined ? null : encodeText(branch);
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -364,9 +369,10 @@ async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
     }
     for (const promise of changes.promises) {
       await client.query(
-        "INSERT INTO promises (id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed) " +
-          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO UPDATE SET " +
+        "INSERT INTO promises (id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index) " +
+          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO UPDATE SET " +
           "state = excluded.state, param = excluded.param, value = excluded.value, tags = excluded.tags, " +
+          "tags_index = excluded.tags_index, " +
           "branch = excluded.branch, timeout_at = excluded.timeout_at, created_at = excluded.created_at, " +
           "settled_at = excluded.settled_at, armed = excluded.armed",
         [
@@ -375,11 +381,12 @@ async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
           JSON.stringify(promise.param),
           JSON.stringify(promise.value),
           JSON.stringify(promise.tags),
-          promise.tags[TAG.branch] ?? null,
+          encodeBranch(promise.tags[TAG.branch]),
           promise.timeoutAt,
           promise.createdAt,
           promise.settledAt ?? null,
           promise.armed,
+          encodedTagsJson(promise.tags),
         ],
       );
     }
@@ -406,7 +413,8 @@ async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
     for (const schedule of changes.schedules) {
       await client.query(
         "INSERT INTO schedules (id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, " +
-          "next_run_at, last_run_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET " +
+          "next_run_at, last_run_at, promise_tags_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) " +
+          "ON CONFLICT (id) DO UPDATE SET promise_tags_index = excluded.promise_tags_index, " +
           "cron = excluded.cron, promise_id = excluded.promise_id, promise_timeout = excluded.promise_timeout, " +
           "promise_param = excluded.promise_param, promise_tags = excluded.promise_tags, " +
           "created_at = excluded.created_at, next_run_at = excluded.next_run_at, last_run_at = excluded.last_run_at",
@@ -420,14 +428,15 @@ async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
           schedule.createdAt,
           schedule.nextRunAt,
           schedule.lastRunAt ?? null,
+          encodedTagsJson(schedule.promiseTags),
         ],
       );
     }
     if (changes.deletedSchedules.length > 0)
       await client.query("DELETE FROM schedules WHERE id = ANY($1::text[])", [changes.deletedSchedules]);
-    for (const [table, column, sets] of [
-      ["callbacks", "awaiter", changes.callbacks],
-      ["listeners", "address", changes.listeners],
+    for (const [table, column, sets, encode] of [
+      ["callbacks", "awaiter", changes.callbacks, (id: string) => id],
+      ["listeners", "address", changes.listeners, encodeText],
     ] as const) {
       for (const [awaited, members] of sets) {
         if (members.length > 1)
@@ -436,17 +445,19 @@ async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
         if (members.length > 0)
           await client.query(`INSERT INTO ${table} (awaited, ${column}) SELECT $1, unnest($2::text[])`, [
             awaited,
-            members,
+            members.map(encode),
           ]);
       }
     }
     if (changes.deletedOutbox.length > 0)
-      await client.query("DELETE FROM outbox WHERE key = ANY($1::text[])", [changes.deletedOutbox]);
+      await client.query("DELETE FROM outbox WHERE key = ANY($1::text[])", [
+        changes.deletedOutbox.map(encodeText),
+      ]);
     for (const entry of changes.outbox) {
       await client.query(
         "INSERT INTO outbox (key, address, message, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET " +
           "address = excluded.address, message = excluded.message, created_at = excluded.created_at",
-        [entry.key, entry.address, JSON.stringify(entry.message), entry.createdAt],
+        [encodeText(entry.key), encodeText(entry.address), JSON.stringify(entry.message), entry.createdAt],
       );
     }
   }
@@ -557,7 +568,12 @@ function scheduleFromRow(row: ScheduleRow): StoredSchedule {
 }
 
 function outboxFromRow(row: OutboxRow): OutboxEntry {
-  return { key: row.key, address: row.address, message: JSON.parse(row.message), createdAt: row.created_at };
+  return {
+    key: decodeText(row.key),
+    address: decodeText(row.address),
+    message: JSON.parse(row.message),
+    createdAt: row.created_at,
+  };
 }
 
 /** Builds a WHERE clause and its parameters from optional conditions. */
@@ -616,10 +632,10 @@ async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
             "SELECT address FROM listeners WHERE awaited = $1 ORDER BY address",
             [read.key],
           )
-        ).map((row) => row.address);
+        ).map((row) => decodeText(row.address));
       case "outboxEntry": {
         const [row] = await rows<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = $1`, [
-          read.key,
+          encodeText(read.key),
         ]);
         return row && outboxFromRow(row);
       }
@@ -628,10 +644,9 @@ async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
   switch (read.method) {
     case "promisesInBranch":
       return (
-        await rows<PromiseRow>(
-          `SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = $1 ORDER BY id`,
-          read.args,
-        )
+        await rows<PromiseRow>(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = $1 ORDER BY id`, [
+          encodeText(read.args[0] as string),
+        ])
       ).map(promiseFromRow);
     case "searchPromises": {
       const query = read.args[0] as PromiseQuery;
@@ -639,7 +654,7 @@ async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
       if (query.idPrefix !== undefined) where.add((p) => `starts_with(id, ${p})`, query.idPrefix);
       if (query.states !== undefined) where.add((p) => `state = ANY(${p}::text[])`, query.states);
       if (query.tags !== undefined)
-        where.add((p) => `tags::jsonb @> ${p}::jsonb`, JSON.stringify(query.tags));
+        where.add((p) => `tags_index @> ${p}::jsonb`, encodedTagsJson(query.tags));
       if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
       const limit = where.limit(query.limit);
       return (
@@ -666,7 +681,7 @@ async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
       const query = read.args[0] as ScheduleQuery;
       const where = new Where();
       if (query.tags !== undefined)
-        where.add((p) => `promise_tags::jsonb @> ${p}::jsonb`, JSON.stringify(query.tags));
+        where.add((p) => `promise_tags_index @> ${p}::jsonb`, encodedTagsJson(query.tags));
       if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
       const limit = where.limit(query.limit);
       return (
@@ -707,9 +722,9 @@ async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
       if (query.addressPrefixes !== undefined)
         where.add(
           (p) => `EXISTS (SELECT 1 FROM unnest(${p}::text[]) AS prefix WHERE starts_with(address, prefix))`,
-          query.addressPrefixes,
+          query.addressPrefixes.map(encodeText),
         );
-      if (query.after !== undefined) where.add((p) => `key > ${p}`, query.after);
+      if (query.after !== undefined) where.add((p) => `key > ${p}`, encodeText(query.after));
       const limit = where.limit(query.limit);
       return (
         await rows<OutboxRow>(
@@ -724,9 +739,11 @@ async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
         [],
       );
     case "allListeners":
-      return rows<{ awaited: string; address: string }>(
-        "SELECT awaited, address FROM listeners ORDER BY awaited, address",
-        [],
-      );
+      return (
+        await rows<{ awaited: string; address: string }>(
+          "SELECT awaited, address FROM listeners ORDER BY awaited, address",
+          [],
+        )
+      ).map((row) => ({ awaited: row.awaited, address: decodeText(row.address) }));
   }
 }
