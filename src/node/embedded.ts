@@ -5,7 +5,8 @@
  *
  * Opening a SQLite file makes this process its one owner (INTERFACES.md), so every
  * lease recorded in it belonged to a process that is gone: they end at once and
- * the unfinished work is dispatched again, here.
+ * the unfinished work is dispatched again, here. (On PostgreSQL, other processes
+ * may hold leases; they expire on their own deadlines.)
  */
 import { keepAliveTimers } from "../lib/clock.js";
 import { createLogger, type Logger } from "../lib/logger.js";
@@ -13,7 +14,7 @@ import type { Network } from "../sdk/network/network.js";
 import type { ServerShell } from "../server/shell.js";
 import type { Store } from "../store/store.js";
 import { EmbeddedNetwork } from "./embedded-network.js";
-import { openStore } from "./open-store.js";
+import { openStore, parseStoreUrl } from "./open-store.js";
 import { DEFAULT_SERVE_OPTIONS } from "./options.js";
 import { createShell, exitOnFatal, type Listening, listen } from "./serve.js";
 
@@ -73,7 +74,8 @@ export async function openEmbedded(options: EmbeddedOptions, logger?: Logger): P
       url = http.url;
       (store as { setOwnerUrl?: (url: string) => void }).setOwnerUrl?.(url);
     }
-    if (store.description !== "memory") await shell.expireAllLeases();
+    // Only a SQLite file has one owner; on PostgreSQL other processes may hold leases.
+    if (parseStoreUrl(options.store).kind === "sqlite") await shell.expireAllLeases();
   } catch (error) {
     await http?.close();
     await store.close();
