@@ -85,6 +85,24 @@ if (requirePostgres("the PostgreSQL store tests")) {
       ]);
     });
 
+    it("reads of what the batch itself wrote, or read before and did not change, need no fetch", async () => {
+      const store = await open();
+      const fetchesBefore = store.stats.fetches;
+      const seen = await store.transaction((tx) => {
+        const before = tx.promise("a"); // the one miss
+        tx.apply(changesOf({ tasks: [taskFixture("t")] }));
+        tx.apply(
+          changesOf({
+            promises: [promiseFixture("a")],
+            listeners: new Map([["a", ["http://b", "http://a"]]]),
+          }),
+        );
+        return [before, tx.promise("a")?.id, tx.task("t")?.state, tx.listeners("a")];
+      });
+      expect(seen).toEqual([undefined, "a", "suspended", ["http://a", "http://b"]]);
+      expect(store.stats.fetches - fetchesBefore).toBe(1);
+    });
+
     it("a work function that swallows the internal miss still gets a fetched answer", async () => {
       const store = await open();
       await store.transaction((tx) => tx.apply(changesOf({ tasks: [taskFixture("t")] })));
