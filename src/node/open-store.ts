@@ -59,7 +59,11 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
           });
         throw error;
       }
-      return module.openPostgresStore({ url: location.url });
+      // `?schema=name` keeps Pledge's tables in their own schema (created if missing).
+      const parsed = new URL(location.url);
+      const schema = parsed.searchParams.get("schema") ?? undefined;
+      parsed.searchParams.delete("schema");
+      return module.openPostgresStore({ url: parsed.toString(), ...(schema !== undefined && { schema }) });
     }
   }
 }
