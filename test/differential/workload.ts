@@ -16,38 +16,16 @@ import {
   TAG,
   type TaskState,
 } from "../../src/protocol/records.js";
-import type { RequestKind } from "../../src/protocol/requests.js";
+import { REQUEST_KINDS, type RequestKind } from "../../src/protocol/requests.js";
 import type { Random } from "../../src/testing/random.js";
 
 /** Every kind `step` handles: all of them but the shell's own `debug.start` / `debug.stop`. */
-export const CORE_KINDS = [
-  "promise.get",
-  "promise.create",
-  "promise.settle",
-  "promise.register_callback",
-  "promise.register_listener",
-  "promise.search",
-  "task.get",
-  "task.create",
-  "task.acquire",
-  "task.fence",
-  "task.heartbeat",
-  "task.suspend",
-  "task.fulfill",
-  "task.release",
-  "task.halt",
-  "task.continue",
-  "task.search",
-  "schedule.get",
-  "schedule.create",
-  "schedule.delete",
-  "schedule.search",
-  "debug.reset",
-  "debug.snap",
-  "debug.tick",
-] as const satisfies readonly RequestKind[];
+export const CORE_KINDS = REQUEST_KINDS.filter(
+  (kind): kind is Exclude<RequestKind, "debug.start" | "debug.stop"> =>
+    kind !== "debug.start" && kind !== "debug.stop",
+);
 
-export type CoreKind = (typeof CORE_KINDS)[number];
+export type CoreKind = Exclude<RequestKind, "debug.start" | "debug.stop">;
 
 /** How often each kind is drawn. `debug.reset` is rare: it throws the whole state away. */
 const KIND_WEIGHTS: Record<CoreKind, number> = {
