@@ -14,6 +14,7 @@
  *      was applied; no message of it is delivered.
  */
 
+import { performance } from "node:perf_hooks";
 import type { OutboxEntry } from "../core/state.js";
 import { assert } from "../lib/assert.js";
 import type { Store, StoreTransaction } from "../store/store.js";
@@ -32,6 +33,8 @@ interface Queued {
 export interface BatchListener {
   /** Called after each durable commit with the messages its items queued and the next timer instant. */
   committed(messages: OutboxEntry[], nextDueAt: number | undefined): void;
+  /** Called after each durable commit with its item count and the transaction's duration (metrics). */
+  measured?(items: number, commitSeconds: number): void;
 }
 
 export class Processor {
@@ -74,6 +77,7 @@ export class Processor {
     const batch = this.queue;
     this.queue = [];
     try {
+      const startedMs = performance.now();
       const { results, messages, nextDueAt } = await this.store.transaction((tx) => {
         // A store may run this function again after a conflict: it must start afresh.
         const results: unknown[] = [];
@@ -85,10 +89,12 @@ export class Processor {
         }
         return { results, messages, nextDueAt: tx.nextDueAt() };
       });
+      const commitSeconds = (performance.now() - startedMs) / 1000;
       assert(results.length === batch.length, "G1 one result per batch item");
       this.stats.batches += 1;
       this.stats.items += batch.length;
       this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+      this.listener.measured?.(batch.length, commitSeconds);
       for (const [index, queued] of batch.entries()) queued.resolve(results[index]);
       this.listener.committed(messages, nextDueAt);
     } catch (error) {

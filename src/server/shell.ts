@@ -21,6 +21,7 @@ import type { Logger } from "../lib/logger.js";
 import type { Request, Response } from "../protocol/requests.js";
 import type { Store } from "../store/store.js";
 import { addressesOf, type Connection, ConnectionRegistry, parseAddress } from "./delivery.js";
+import { ServerMetrics } from "./metrics.js";
 import { Processor } from "./processor.js";
 
 export interface ShellConfig extends CoreConfig {
@@ -48,6 +49,8 @@ const MAX_SWEEP_DELAY_MS = 60_000;
 export class ServerShell {
   readonly connections = new ConnectionRegistry();
   readonly processor: Processor;
+  /** This server's Prometheus metrics (its own registry). */
+  readonly metrics: ServerMetrics;
   private paused = false;
   /** Messages handed to a route whose removal from the outbox has not committed yet, by key. */
   private readonly handedOver = new Map<string, string>();
@@ -71,8 +74,14 @@ export class ServerShell {
     this.logger = deps.logger;
     this.push = deps.push;
     this.onFatal = deps.onFatal;
+    this.metrics = new ServerMetrics({
+      connections: () => this.connections.size,
+      outboxDepth: (cap) =>
+        this.processor.submit({ run: (tx) => ({ result: tx.outbox({ limit: cap }).length, messages: [] }) }),
+    });
     this.processor = new Processor(deps.store, {
       committed: (messages, nextDueAt) => this.committed(messages, nextDueAt),
+      measured: (items, commitSeconds) => this.metrics.batchCommitted(items, commitSeconds),
     });
   }
 
@@ -271,13 +280,17 @@ export class ServerShell {
     try {
       for (;;) {
         const now = this.clock.now();
-        const more = await this.processor.submit({
+        const { more, fired } = await this.processor.submit({
           run: (tx) => {
             const result = sweep(tx, now, this.config);
             tx.apply(result.changes);
-            return { result: result.more, messages: result.messages };
+            const { promises, tasks, schedules } = result.changes;
+            const fired = promises.length + tasks.length + schedules.length;
+            return { result: { more: result.more, fired }, messages: result.messages };
           },
         });
+        // Counted after the commit: a store may run a transaction's work more than once.
+        this.metrics.timersChanged(fired);
         if (!more || this.paused || this.closed) break;
       }
     } catch (error) {

@@ -12,6 +12,7 @@
  *  W3  An SSE frame carries exactly one `data:` line (compact JSON has no newline).
  */
 import { timingSafeEqual } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import { Hono, type HonoRequest } from "hono";
 import { streamSSE } from "hono/streaming";
 import { AssertionError, assert } from "../../lib/assert.js";
@@ -110,23 +111,31 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
   const failed = (code: ErrorCode & ("store_unavailable" | "internal"), message: string) =>
     code === "store_unavailable" ? protocolError(503, code, message) : protocolError(500, code, message);
 
+  /** Every answer of POST / goes through here, so each is counted once (metrics). */
+  const answer = (startedMs: number, kind: string, corrId: string, response: ProtocolResponse): Response => {
+    shell.metrics.requestAnswered(kind, response.status, startedMs);
+    return reply(kind, corrId, response);
+  };
+
   const unauthorized = () => protocolError(401, "unauthorized", "authorization: missing or invalid token");
 
   app.post("/", async (c) => {
+    const startedMs = performance.now();
     const headerToken = bearer(c.req.header("authorization"));
     const bytes = await readBodyWithin(c.req, options.maxBodyBytes);
     if (bytes === undefined) {
       // The body is not read past the limit, so only the header can carry a token here.
       if (options.authToken !== undefined && !tokenMatches(options.authToken, headerToken))
-        return reply("unknown", "0", unauthorized());
+        return answer(startedMs, "unknown", "0", unauthorized());
       const message = `body: larger than the limit of ${options.maxBodyBytes} bytes`;
-      return reply("unknown", "0", protocolError(413, "body_too_large", message));
+      return answer(startedMs, "unknown", "0", protocolError(413, "body_too_large", message));
     }
     const decoded = decodeBody(bytes);
     if (options.authToken !== undefined) {
       const presented = headerToken ?? (decoded.ok ? decoded.auth : undefined);
       if (!tokenMatches(options.authToken, presented)) {
-        return reply(
+        return answer(
+          startedMs,
           decoded.ok ? decoded.kind : "unknown",
           decoded.ok ? decoded.corrId : "0",
           unauthorized(),
@@ -134,17 +143,24 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
       }
     }
     if (!decoded.ok)
-      return reply(decoded.failure.kind, decoded.failure.corrId, failureResponse(decoded.failure));
+      return answer(
+        startedMs,
+        decoded.failure.kind,
+        decoded.failure.corrId,
+        failureResponse(decoded.failure),
+      );
     const parsed = parseRequest(decoded.json, { debug: options.debug, text: decoded.text });
-    if (!parsed.ok) return reply(parsed.failure.kind, parsed.failure.corrId, failureResponse(parsed.failure));
+    if (!parsed.ok)
+      return answer(startedMs, parsed.failure.kind, parsed.failure.corrId, failureResponse(parsed.failure));
     const { request } = parsed;
     try {
       const response = await shell.handle(request, parsed.debugTime);
-      return reply(request.kind, request.corrId, response);
+      return answer(startedMs, request.kind, request.corrId, response);
     } catch (error) {
       if (error instanceof StoreUnavailableError) {
         options.logger.warn({ err: error, kind: request.kind }, "store unavailable");
-        return reply(
+        return answer(
+          startedMs,
           request.kind,
           request.corrId,
           failed("store_unavailable", `store unavailable: ${error.message}`),
@@ -152,7 +168,12 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
       }
       if (error instanceof AssertionError) options.onFatal(error);
       options.logger.error({ err: error, kind: request.kind }, "request failed");
-      return reply(request.kind, request.corrId, failed("internal", "internal error; see the server log"));
+      return answer(
+        startedMs,
+        request.kind,
+        request.corrId,
+        failed("internal", "internal error; see the server log"),
+      );
     }
   });
 
@@ -208,6 +229,21 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
         openConnections -= 1;
       }
     });
+  });
+
+  app.get("/metrics", async (c) => {
+    if (
+      options.authToken !== undefined &&
+      !tokenMatches(options.authToken, bearer(c.req.header("authorization")))
+    )
+      return c.text("unauthorized", 401);
+    try {
+      const text = await shell.metrics.scrape();
+      return new Response(text, { status: 200, headers: { "Content-Type": shell.metrics.contentType } });
+    } catch (error) {
+      options.logger.warn({ err: error }, "metrics scrape failed");
+      return c.text("metrics unavailable", 503);
+    }
   });
 
   app.get("/health", () => new Response(null, { status: 200 }));
