@@ -22,6 +22,12 @@ import type { Store, StoreTransaction } from "../store/store.js";
 export interface BatchItem<T> {
   /** Runs inside the transaction; applies its own changes through `tx.apply`. */
   run(tx: StoreTransaction): { result: T; messages: OutboxEntry[] };
+  /**
+   * Runs in a transaction of its own. The server's sweeps read whole ranges; on a
+   * store shared by replicas they are the likeliest to conflict, and a batch that
+   * fails fails every request in it.
+   */
+  alone?: boolean;
 }
 
 interface Queued {
@@ -74,8 +80,11 @@ export class Processor {
   private async runBatch(): Promise<void> {
     if (this.running || this.queue.length === 0) return;
     this.running = true;
-    const batch = this.queue;
-    this.queue = [];
+    // Everything queued, up to the first item that runs alone (which goes by itself).
+    const first = this.queue[0] as Queued;
+    const split = first.item.alone ? 1 : this.queue.findIndex((queued) => queued.item.alone === true);
+    const batch = split < 0 ? this.queue : this.queue.slice(0, split);
+    this.queue = split < 0 ? [] : this.queue.slice(split);
     try {
       const startedMs = performance.now();
       const { results, messages, nextDueAt } = await this.store.transaction((tx) => {

@@ -281,6 +281,7 @@ export class ServerShell {
       for (;;) {
         const now = this.clock.now();
         const { more, fired } = await this.processor.submit({
+          alone: true,
           run: (tx) => {
             const result = sweep(tx, now, this.config);
             tx.apply(result.changes);
