@@ -49,13 +49,8 @@ import type {
   TaskQuery,
 } from "../../core/state.js";
 import { assert } from "../../lib/assert.js";
-import {
-  PROMISE_STATES,
-  type PromiseState,
-  TAG,
-  TASK_STATES,
-  type TaskState,
-} from "../../protocol/records.js";
+import { PROMISE_STATES, type PromiseState, TAG } from "../../protocol/records.js";
+import { type ScheduleRow, scheduleFromRow, type TaskRow, taskFromRow } from "../rows.js";
 import {
   type Store,
   StoreSchemaError,
@@ -410,29 +405,6 @@ interface PromiseRow {
   armed: number;
 }
 
-interface TaskRow {
-  id: string;
-  state: string;
-  version: number;
-  resume_ids: string;
-  pid: string | null;
-  ttl: number | null;
-  expires_at: number | null;
-  retry_at: number | null;
-}
-
-interface ScheduleRow {
-  id: string;
-  cron: string;
-  promise_id: string;
-  promise_timeout: number;
-  promise_param: string;
-  promise_tags: string;
-  created_at: number;
-  next_run_at: number;
-  last_run_at: number | null;
-}
-
 interface OutboxRow {
   key: string;
   address: string;
@@ -639,7 +611,6 @@ function assertLimit(limit: number): void {
 }
 
 const promiseStates: readonly string[] = PROMISE_STATES;
-const taskStates: readonly string[] = TASK_STATES;
 
 function promiseFromRow(row: PromiseRow): StoredPromise {
   assert(promiseStates.includes(row.state), `promise ${row.id} has state ${row.state}`);
@@ -656,36 +627,6 @@ function promiseFromRow(row: PromiseRow): StoredPromise {
   };
   if (row.settled_at !== null) promise.settledAt = row.settled_at;
   return promise;
-}
-
-function taskFromRow(row: TaskRow): StoredTask {
-  assert(taskStates.includes(row.state), `task ${row.id} has state ${row.state}`);
-  const task: StoredTask = {
-    id: row.id,
-    state: row.state as TaskState,
-    version: row.version,
-    resumeIds: JSON.parse(row.resume_ids),
-  };
-  if (row.pid !== null) task.pid = row.pid;
-  if (row.ttl !== null) task.ttl = row.ttl;
-  if (row.expires_at !== null) task.expiresAt = row.expires_at;
-  if (row.retry_at !== null) task.retryAt = row.retry_at;
-  return task;
-}
-
-function scheduleFromRow(row: ScheduleRow): StoredSchedule {
-  const schedule: StoredSchedule = {
-    id: row.id,
-    cron: row.cron,
-    promiseId: row.promise_id,
-    promiseTimeout: row.promise_timeout,
-    promiseParam: JSON.parse(row.promise_param),
-    promiseTags: JSON.parse(row.promise_tags),
-    createdAt: row.created_at,
-    nextRunAt: row.next_run_at,
-  };
-  if (row.last_run_at !== null) schedule.lastRunAt = row.last_run_at;
-  return schedule;
 }
 
 function outboxFromRow(row: OutboxRow): OutboxEntry {
