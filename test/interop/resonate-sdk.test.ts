@@ -4,13 +4,13 @@
  * processes (test/interop/workers/*.mjs) so that one can be SIGKILLed. What the
  * SDK puts on the wire is described in docs/interop.md.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { freePort, Proc, uid } from "../sdk-process/harness.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "../..");
@@ -19,144 +19,10 @@ const CLI = process.env.PLEDGE_INTEROP_CLI ?? join(ROOT, "dist/cli/main.js");
 const WORKERS = join(HERE, "workers");
 const LEASE_MS = 2000;
 
-interface Event {
-  event: string;
-  pid: number;
-  [key: string]: unknown;
-}
-
-interface Waiter {
-  pred: (e: Event) => boolean;
-  resolve: (e: Event) => void;
-}
-
-/** A child process whose `@@{json}` stdout lines are parsed into events. */
-class Proc {
-  readonly output: string[] = [];
-  readonly events: Event[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  private waiters: Waiter[] = [];
-  private exitListeners: (() => void)[] = [];
-
-  constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-  ) {
-    this.exited = new Promise((resolveExit) => {
-      child.on("exit", (code, signal) => {
-        this.exitInfo = { code, signal };
-        this.output.push(`[exit code=${code} signal=${signal}]`);
-        for (const l of this.exitListeners) l();
-        resolveExit({ code, signal });
-      });
-    });
-    this.pipe(child.stdout, "out");
-    this.pipe(child.stderr, "err");
-  }
-
-  private pipe(stream: NodeJS.ReadableStream | null, tag: string): void {
-    if (!stream) return;
-    let buf = "";
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk: string) => {
-      buf += chunk;
-      let nl = buf.indexOf("\n");
-      while (nl >= 0) {
-        this.line(buf.slice(0, nl), tag);
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf("\n");
-      }
-    });
-  }
-
-  private line(text: string, tag: string): void {
-    this.output.push(`${tag}| ${text}`);
-    if (this.output.length > 400) this.output.splice(0, this.output.length - 400);
-    if (tag !== "out" || !text.startsWith("@@")) return;
-    let e: Event;
-    try {
-      e = JSON.parse(text.slice(2)) as Event;
-    } catch {
-      return;
-    }
-    this.events.push(e);
-    this.waiters = this.waiters.filter((w) => {
-      if (!w.pred(e)) return true;
-      w.resolve(e);
-      return false;
-    });
-  }
-
-  /** Resolves with the first event (past or future) matching `pred`; rejects on an `error` event, exit or timeout. */
-  waitFor(what: string, pred: (e: Event) => boolean, timeoutMs: number): Promise<Event> {
-    return new Promise((resolveWait, rejectWait) => {
-      const done = (err: Error | undefined, e?: Event) => {
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        this.exitListeners = this.exitListeners.filter((l) => l !== onExit);
-        if (err) rejectWait(err);
-        else resolveWait(e as Event);
-      };
-      const waiter: Waiter = {
-        pred: (e) => pred(e) || e.event === "error",
-        resolve: (e) =>
-          e.event === "error" && !pred(e)
-            ? done(
-                new Error(`${this.name} reported an error while waiting for ${what}: ${String(e.message)}`),
-              )
-            : done(undefined, e),
-      };
-      const onExit = () => {
-        // Let the last stdout chunk be parsed before giving up.
-        setTimeout(
-          () => done(new Error(`${this.name} exited (${JSON.stringify(this.exitInfo)}) before ${what}`)),
-          50,
-        );
-      };
-      const timer = setTimeout(
-        () => done(new Error(`timed out after ${timeoutMs} ms waiting for ${this.name}: ${what}`)),
-        timeoutMs,
-      );
-      const past = this.events.find(waiter.pred);
-      if (past) {
-        waiter.resolve(past);
-        return;
-      }
-      this.waiters.push(waiter);
-      if (this.exitInfo) onExit();
-      else this.exitListeners.push(onExit);
-    });
-  }
-
-  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-    if (this.exitInfo) return;
-    this.child.kill(signal);
-    await this.exited;
-  }
-}
-
 let dataDir = "";
 let serverUrl = "";
 let server: Proc | undefined;
 const procs = new Set<Proc>();
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, rejectPort) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", rejectPort);
-    srv.listen(0, "127.0.0.1", () => {
-      const address = srv.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-function uid(prefix: string): string {
-  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-}
 
 function spawnScript(name: string, script: string, args: string[], env: Record<string, string>): Proc {
   const child = spawn(process.execPath, [join(WORKERS, script), ...args], {
