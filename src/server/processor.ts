@@ -43,6 +43,11 @@ export interface BatchListener {
   measured?(items: number, commitSeconds: number): void;
 }
 
+/** Runs a callback on a later turn of the event loop: `setImmediate`, or the simulator's scheduler. */
+export type Defer = (callback: () => void) => void;
+
+const nextTurn: Defer = (callback) => setImmediate(callback);
+
 export class Processor {
   private queue: Queued[] = [];
   private running = false;
@@ -52,12 +57,13 @@ export class Processor {
   constructor(
     private readonly store: Store,
     private readonly listener: BatchListener,
+    private readonly defer: Defer = nextTurn,
   ) {}
 
   /** Resolves once nothing is queued or running (for a clean close). */
   async idle(): Promise<void> {
     while (this.running || this.scheduled || this.queue.length > 0) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => this.defer(resolve));
     }
   }
 
@@ -71,7 +77,7 @@ export class Processor {
   private schedule(): void {
     if (this.running || this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.defer(() => {
       this.scheduled = false;
       void this.runBatch();
     });

@@ -22,7 +22,7 @@ import type { Request, Response } from "../protocol/requests.js";
 import type { Store } from "../store/store.js";
 import { addressesOf, type Connection, ConnectionRegistry, parseAddress } from "./delivery.js";
 import { ServerMetrics } from "./metrics.js";
-import { Processor } from "./processor.js";
+import { type Defer, Processor } from "./processor.js";
 
 export interface ShellConfig extends CoreConfig {
   debug: boolean;
@@ -41,6 +41,8 @@ export interface ShellDependencies {
   push?: (url: string, message: OutboxEntry["message"]) => Promise<boolean>;
   /** Called with a violated invariant found on the server's own initiative; the process must not go on. */
   onFatal?: (error: Error) => void;
+  /** How the processor waits for the next turn (default `setImmediate`; the simulator's own scheduler). */
+  defer?: Defer;
 }
 
 const OUTBOX_PAGE = 500;
@@ -79,10 +81,14 @@ export class ServerShell {
       outboxDepth: (cap) =>
         this.processor.submit({ run: (tx) => ({ result: tx.outbox({ limit: cap }).length, messages: [] }) }),
     });
-    this.processor = new Processor(deps.store, {
-      committed: (messages, nextDueAt) => this.committed(messages, nextDueAt),
-      measured: (items, commitSeconds) => this.metrics.batchCommitted(items, commitSeconds),
-    });
+    this.processor = new Processor(
+      deps.store,
+      {
+        committed: (messages, nextDueAt) => this.committed(messages, nextDueAt),
+        measured: (items, commitSeconds) => this.metrics.batchCommitted(items, commitSeconds),
+      },
+      deps.defer,
+    );
   }
 
   private readonly push: ShellDependencies["push"];
