@@ -56,7 +56,7 @@ const ALLOWED: Record<string, string[]> = {
   ],
   cli: ["cli", "node", "sdk", "protocol", "lib"],
   dashboard: ["dashboard", "protocol"],
-  testing: ["testing", "core", "store", "sdk", "protocol", "lib"],
+  testing: ["testing", "server", "core", "store", "sdk", "protocol", "lib"],
   root: ["root", "node", "sdk", "protocol", "lib", "testing"],
 };
 
