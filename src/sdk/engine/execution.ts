@@ -21,7 +21,9 @@
  *  X2  A recorded promise answers its call only if it records the same kind of
  *      call and the same function; otherwise the execution fails, naming the call.
  *  X3  A frame's promise settles only after every child it started has settled
- *      (detached calls excepted).
+ *      (detached calls excepted), and after the promise of every detached call
+ *      it made was created: once a function's result is recorded, nothing it
+ *      started can be lost with its process.
  *  X4  After `abandon`, nothing is written and no outcome is reported again.
  */
 import { assert } from "../../lib/assert.js";
@@ -92,6 +94,8 @@ export class Frame {
   private seq = 0;
   /** Futures of the children this frame started, for structured concurrency (X3). */
   readonly children: Future<unknown>[] = [];
+  /** Creations of the detached calls this frame made, still in flight (X3). */
+  readonly creations: Promise<unknown>[] = [];
   /** Pending futures this frame awaits. */
   awaiting = 0;
   /** The frame's function has not returned yet (or is waiting for its children). */
@@ -114,6 +118,7 @@ export class Frame {
   restart(): void {
     this.seq = 0;
     this.children.length = 0;
+    this.creations.length = 0;
   }
 }
 
@@ -381,7 +386,7 @@ export class Execution implements FutureObserver {
       this.settleFrom(future, recorded);
       return future;
     }
-    void this.track(() => this.fenceCreate(data()))
+    const creation = this.track(() => this.fenceCreate(data()))
       .then((created) => {
         if (created === undefined || !this.matches(created, kind, name, future)) return;
         this.learn(created);
@@ -390,6 +395,7 @@ export class Execution implements FutureObserver {
       .catch((error: unknown) => {
         if (!future.settled && !this.finished) future.reject(toError(error));
       });
+    if (detached) frame.creations.push(creation);
     return future;
   }
 
@@ -442,6 +448,8 @@ export class Execution implements FutureObserver {
           () => undefined,
         );
       }
+      // A detached call is not awaited, but its creation is (X3).
+      await Promise.all(frame.creations);
       if ("error" in outcome) throw outcome.error;
       return outcome.value;
     } finally {
