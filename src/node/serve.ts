@@ -11,6 +11,7 @@ import { createLogger, type Logger } from "../lib/logger.js";
 import { createApp } from "../server/http/app.js";
 import { ServerShell } from "../server/shell.js";
 import type { Store } from "../store/store.js";
+import { loadDashboardFiles } from "./dashboard-files.js";
 import { openStore } from "./open-store.js";
 import type { RunningServer, ServeOptions } from "./options.js";
 
@@ -92,7 +93,7 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-/** Serves `shell` over HTTP (POST /, SSE, health) on `host:port`. */
+/** Serves `shell` over HTTP (POST /, SSE, /events, health, the dashboard) on `host:port`. */
 export async function listen(
   shell: ServerShell,
   options: Pick<
@@ -106,12 +107,15 @@ export async function listen(
     throw new Error(
       `refusing to listen on ${options.host} without an auth token; set --auth-token (or PLEDGE_AUTH_TOKEN), or pass --insecure`,
     );
+  const dashboard = loadDashboardFiles();
+  if (dashboard === undefined) logger.warn("the dashboard is not built (npm run build); GET / says so");
   const app = createApp(shell, {
     debug: options.debug,
     maxBodyBytes: options.maxBodyBytes,
     logger,
     onFatal,
     ...(options.authToken !== undefined && { authToken: options.authToken }),
+    ...(dashboard !== undefined && { dashboard }),
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () =>

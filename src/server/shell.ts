@@ -11,6 +11,9 @@
  *      re-read, and a periodic sweep repairs any missed firing (P5).
  *  H3  While debug mode is paused (`debug.start`), no sweep runs and nothing is
  *      delivered; messages stay visible in `debug.snap`.
+ *  H4  Server events (`events`, `GET /events`) are described inside the item's
+ *      transaction only when someone listens, and published after its commit
+ *      (E1, E2 in `events.ts`).
  */
 
 import { emptyChanges, type OutboxEntry } from "../core/state.js";
@@ -21,6 +24,7 @@ import type { Logger } from "../lib/logger.js";
 import type { Request, Response } from "../protocol/requests.js";
 import type { Store } from "../store/store.js";
 import { addressesOf, type Connection, ConnectionRegistry, parseAddress } from "./delivery.js";
+import { describeChanges, EventHub } from "./events.js";
 import { ServerMetrics } from "./metrics.js";
 import { type Defer, Processor } from "./processor.js";
 
@@ -50,6 +54,8 @@ const MAX_SWEEP_DELAY_MS = 60_000;
 
 export class ServerShell {
   readonly connections = new ConnectionRegistry();
+  /** State changes for `GET /events` (H4). */
+  readonly events = new EventHub();
   readonly processor: Processor;
   /** This server's Prometheus metrics (its own registry). */
   readonly metrics: ServerMetrics;
@@ -127,13 +133,17 @@ export class ServerShell {
         : this.config.debug && debugTime !== undefined
           ? debugTime
           : this.clock.now();
-    return this.processor.submit({
+    const observed = this.events.observed; // H4: decided once, outside the transaction
+    const { response, events } = await this.processor.submit({
       run: (tx) => {
         const result = step(tx, request, now, this.config);
+        const events = observed ? describeChanges(tx, result.changes, now, request.kind) : [];
         tx.apply(result.changes);
-        return { result: result.response, messages: result.messages };
+        return { result: { response: result.response, events }, messages: result.messages };
       },
     });
+    this.events.publish(events);
+    return response;
   }
 
   /**
@@ -143,13 +153,16 @@ export class ServerShell {
   async expireAllLeases(): Promise<void> {
     for (;;) {
       const now = this.clock.now();
-      const more = await this.processor.submit({
+      const observed = this.events.observed;
+      const { more, events } = await this.processor.submit({
         run: (tx) => {
           const result = expireAllLeases(tx, now, this.config);
+          const events = observed ? describeChanges(tx, result.changes, now, "restart") : [];
           tx.apply(result.changes);
-          return { result: result.more, messages: result.messages };
+          return { result: { more: result.more, events }, messages: result.messages };
         },
       });
+      this.events.publish(events);
       if (!more) return;
     }
   }
@@ -286,18 +299,21 @@ export class ServerShell {
     try {
       for (;;) {
         const now = this.clock.now();
-        const { more, fired } = await this.processor.submit({
+        const observed = this.events.observed;
+        const { more, fired, events } = await this.processor.submit({
           alone: true,
           run: (tx) => {
             const result = sweep(tx, now, this.config);
+            const events = observed ? describeChanges(tx, result.changes, now, "timer") : [];
             tx.apply(result.changes);
             const { promises, tasks, schedules } = result.changes;
             const fired = promises.length + tasks.length + schedules.length;
-            return { result: { more: result.more, fired }, messages: result.messages };
+            return { result: { more: result.more, fired, events }, messages: result.messages };
           },
         });
         // Counted after the commit: a store may run a transaction's work more than once.
         this.metrics.timersChanged(fired);
+        this.events.publish(events);
         if (!more || this.paused || this.closed) break;
       }
     } catch (error) {

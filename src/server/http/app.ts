@@ -8,8 +8,10 @@
  * Invariants:
  *  W1  With a token set, nothing but the token decides a request without it:
  *      401 before any other check, same answer whatever the body names.
- *  W2  Every response body is JSON with `Content-Type: application/json`.
+ *  W2  Every protocol response body is JSON with `Content-Type: application/json`.
  *  W3  An SSE frame carries exactly one `data:` line (compact JSON has no newline).
+ *  W4  `GET /events` takes its token from the header or `?token=` (an `EventSource`
+ *      cannot send headers); without it, the same plain 401 as `/poll`.
  */
 import { timingSafeEqual } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -24,6 +26,8 @@ import type { Response as ProtocolResponse } from "../../protocol/requests.js";
 import { StoreUnavailableError } from "../../store/store.js";
 import type { Connection } from "../delivery.js";
 import type { ServerShell } from "../shell.js";
+import { type DashboardFiles, dashboardResponse } from "./dashboard.js";
+import { eventStreamResponse } from "./event-stream.js";
 
 export interface HttpOptions {
   authToken?: string;
@@ -35,6 +39,10 @@ export interface HttpOptions {
   keepAliveMs?: number;
   /** Frames queued on one SSE connection before further messages are dropped (at-most-once). */
   connectionBufferLimit?: number;
+  /** Unread bytes one `/events` client may have queued before it is dropped. Default 1 MiB. */
+  eventBufferBytes?: number;
+  /** The dashboard's built files; without them `GET /` says how to build them. */
+  dashboard?: DashboardFiles;
   logger: Logger;
   /** Called with a violated invariant; the process must not go on. */
   onFatal(error: Error): void;
@@ -230,6 +238,27 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
       }
     });
   });
+
+  let openEventStreams = 0;
+  app.get("/events", (c) => {
+    const presented = bearer(c.req.header("authorization")) ?? c.req.query("token");
+    if (options.authToken !== undefined && !tokenMatches(options.authToken, presented))
+      return c.text("unauthorized", 401); // W4
+    if (openEventStreams >= maxConnections) return c.text("too many connections", 503);
+    openEventStreams += 1;
+    return eventStreamResponse(shell.events, {
+      bufferBytes: options.eventBufferBytes ?? 1024 * 1024,
+      keepAliveMs,
+      retryMs: 1000,
+      logger: options.logger,
+      onEnd: () => {
+        openEventStreams -= 1;
+      },
+    });
+  });
+
+  app.get("/", () => dashboardResponse(options.dashboard, "index.html"));
+  app.get("/assets/:name", (c) => dashboardResponse(options.dashboard, c.req.param("name")));
 
   app.get("/metrics", async (c) => {
     if (
