@@ -26,7 +26,7 @@ import { isExternal, type PromiseRecord, TAG } from "../src/protocol/records.js"
 import type { Request, Response } from "../src/protocol/requests.js";
 import type { NetworkRequest } from "../src/sdk/network/network.js";
 import type { Kernel } from "../src/testing/kernel.js";
-import type { NetworkObserver } from "../src/testing/network.js";
+import type { FaultCounters, NetworkObserver } from "../src/testing/network.js";
 import type { StoreObserver } from "../src/testing/world.js";
 import type { StoreTransaction } from "../src/store/store.js";
 
@@ -42,6 +42,8 @@ export class Checker implements StoreObserver, NetworkObserver {
   /** Acknowledged requests, for the idempotence replays (f). */
   readonly log: { from: string; request: NetworkRequest; response: Response }[] = [];
   effects = 0;
+  /** Where lease expiries are counted (the world's fault counters). */
+  counters: FaultCounters | undefined;
 
   constructor(private readonly kernel: Kernel) {}
 
@@ -58,15 +60,29 @@ export class Checker implements StoreObserver, NetworkObserver {
       after.settledAt !== before.settledAt ||
       JSON.stringify(after.value) !== JSON.stringify(before.value)
     )
-      this.fail("b settled promises never change", `${after.id}: ${describe(before)} became ${describe(after)}`);
+      this.fail(
+        "b settled promises never change",
+        `${after.id}: ${describe(before)} became ${describe(after)}`,
+      );
   }
 
   taskWritten(before: StoredTask | undefined, after: StoredTask): void {
     if (before === undefined) return;
+    if (
+      this.counters !== undefined &&
+      before.state === "acquired" &&
+      after.state === "pending" &&
+      before.expiresAt !== undefined &&
+      before.expiresAt <= this.kernel.now
+    )
+      this.counters.leaseExpiry += 1;
     if (after.version < before.version)
       this.fail("c versions only grow", `${after.id}: v${before.version} → v${after.version}`);
     const bumped = after.version !== before.version;
-    if (bumped && !(before.state === "pending" && after.state === "acquired" && after.version === before.version + 1))
+    if (
+      bumped &&
+      !(before.state === "pending" && after.state === "acquired" && after.version === before.version + 1)
+    )
       this.fail(
         "c versions only grow",
         `${after.id}: ${before.state} v${before.version} → ${after.state} v${after.version} (a version rises by one, on acquisition only)`,
@@ -83,7 +99,10 @@ export class Checker implements StoreObserver, NetworkObserver {
       if (message.kind === "execute") {
         const promise = tx.promise(message.data.task.id);
         if (promise?.tags[TAG.target] !== entry.address)
-          this.fail("g execute goes to the target", `${entry.key} to ${entry.address}, target ${promise?.tags[TAG.target]}`);
+          this.fail(
+            "g execute goes to the target",
+            `${entry.key} to ${entry.address}, target ${promise?.tags[TAG.target]}`,
+          );
       } else {
         const promise = tx.promise(message.data.promise.id);
         if (promise === undefined || promise.state === "pending")
@@ -94,9 +113,13 @@ export class Checker implements StoreObserver, NetworkObserver {
       if (awaiters.length === 0) continue;
       const record = tx.promise(awaited);
       if (record === undefined || !isExternal(record.tags))
-        this.fail("g callbacks only on external promises", `callback on ${awaited} (${record === undefined ? "missing" : "internal"})`);
+        this.fail(
+          "g callbacks only on external promises",
+          `callback on ${awaited} (${record === undefined ? "missing" : "internal"})`,
+        );
       for (const awaiter of awaiters)
-        if (tx.task(awaiter) === undefined) this.fail("g callbacks only for targeted awaiters", `${awaiter} on ${awaited}`);
+        if (tx.task(awaiter) === undefined)
+          this.fail("g callbacks only for targeted awaiters", `${awaiter} on ${awaited}`);
     }
     for (const [awaited, addresses] of changes.listeners) {
       if (addresses.length === 0) continue;
@@ -115,7 +138,10 @@ export class Checker implements StoreObserver, NetworkObserver {
     }
     const targeted = Object.hasOwn(promise.tags, TAG.target);
     if (targeted !== (task !== undefined))
-      this.fail("g every targeted promise has a task", `${id}: targeted ${targeted}, task ${task?.state ?? "none"}`);
+      this.fail(
+        "g every targeted promise has a task",
+        `${id}: targeted ${targeted}, task ${task?.state ?? "none"}`,
+      );
     if (task === undefined) return;
     if ((promise.state !== "pending") !== (task.state === "fulfilled"))
       this.fail("g fulfilled iff settled", `${id}: promise ${promise.state}, task ${task.state}`);
@@ -139,11 +165,19 @@ export class Checker implements StoreObserver, NetworkObserver {
   answered(from: string, request: Request, response: Response): void {
     if (response.status !== 200) return;
     if (request.kind === "task.acquire" || request.kind === "task.create") {
-      const task = (response.data as { task?: { id: string; version: number; state: string; pid?: string } }).task;
+      const task = (response.data as { task?: { id: string; version: number; state: string; pid?: string } })
+        .task;
       if (task === undefined || task.state !== "acquired" || task.pid !== from) return;
       const claim = this.claims.get(task.id);
-      if (claim !== undefined && claim.version >= task.version && !(claim.version === task.version && claim.pid === from))
-        this.fail("c one claim per task", `${task.id} v${task.version} acquired by ${from}, already v${claim.version} by ${claim.pid}`);
+      if (
+        claim !== undefined &&
+        claim.version >= task.version &&
+        !(claim.version === task.version && claim.pid === from)
+      )
+        this.fail(
+          "c one claim per task",
+          `${task.id} v${task.version} acquired by ${from}, already v${claim.version} by ${claim.pid}`,
+        );
       this.claims.set(task.id, { version: task.version, pid: from });
       return;
     }
@@ -172,7 +206,8 @@ export class Checker implements StoreObserver, NetworkObserver {
     const text = JSON.stringify(args);
     const first = this.stepArguments.get(id);
     if (first === undefined) this.stepArguments.set(id, text);
-    else if (first !== text) this.fail("r recorded values replay", `step ${id} ran with ${first}, then with ${text}`);
+    else if (first !== text)
+      this.fail("r recorded values replay", `step ${id} ran with ${first}, then with ${text}`);
   }
 }
 

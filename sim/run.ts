@@ -30,7 +30,14 @@ import type { FaultCounters } from "../src/testing/network.js";
 import { runPlain } from "../src/testing/plain.js";
 import { drawFaults, observeStore, type SimProcess, World } from "../src/testing/world.js";
 import { Checker } from "./checkers.js";
-import { generateRoots, LATENT_TAG, type Program, programFunctions, type Root, VALUE_TAG } from "./workload.js";
+import {
+  generateRoots,
+  LATENT_TAG,
+  type Program,
+  programFunctions,
+  type Root,
+  VALUE_TAG,
+} from "./workload.js";
 
 export interface RunOptions {
   seed: number;
@@ -72,58 +79,81 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
   const faults = drawFaults(kernel.random.fork("plan"));
   kernel.trace(`seed ${options.seed} store ${storeKind} faults ${JSON.stringify(faults)}`);
   const world = new World({ kernel, store, shell, faults, ttlMs: TTL_MS, observer: checker });
-
-  const { roots, detached } = generateRoots(random, { groups: GROUPS, roots: random.int(2, 6), maxDepth: 3, maxOps: 5 });
-  const expected = [...roots, ...detached];
-
-  for (const group of GROUPS)
-    for (let index = 0; index < random.int(1, 3); index++)
-      world.spawn(`${group}w${index}`, group, (process) => setUpWorker(process, checker, random.bool()));
-  world.spawn("starter", "clients", (process) => startRoots(process, roots));
-  world.spawn("settler", "clients", (process) => settleLatent(process));
-  world.spawn("mallory", "clients", (process) => misbehave(process));
-
-  let replays = 0;
-  const replayer = new SimNode("replayer");
-  const scheduleReplay = () =>
-    kernel.schedule(replayer, random.int(200, 3_000), () => {
-      if (!world.calmed && replay(kernel, disk, checker, shell, random)) replays += 1;
-      scheduleReplay();
-    });
-  scheduleReplay();
-
-  const done = async () => allSettled(disk, expected);
-  let finished = false;
-  let checkedAt = 0;
-  await kernel.runWhile(() => kernel.steps < options.steps);
-  world.calm();
-  const calmUntil = kernel.now + CALM_LIMIT_MS;
-  while (!kernel.failed && kernel.now <= calmUntil) {
-    if (kernel.steps - checkedAt >= 50 || !kernel.pending) {
-      checkedAt = kernel.steps;
-      if (await done()) {
-        finished = true;
-        break;
-      }
-    }
-    if (!(await kernel.step())) break;
+  checker.counters = world.counters;
+  // Whatever the SDK or the server leaves unhandled is a bug of theirs.
+  const onUnhandled = (reason: unknown) =>
+    kernel.fail(
+      "no unhandled rejections",
+      reason instanceof Error ? (reason.stack ?? reason.message) : String(reason),
+    );
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    return await simulate();
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
   }
-  if (!kernel.failed && !finished && !(await done()))
-    kernel.fail("e liveness", `not everything completed within ${CALM_LIMIT_MS / 60_000} min of calm: ${await pendingIds(disk, expected)}`);
-  if (!kernel.failed) await disk.transaction((tx) => checker.checkSuspendedAreWakeable(tx));
-  if (!kernel.failed) await checkTransparency(kernel, disk, expected);
-  await disk.close();
-  return {
-    seed: options.seed,
-    store: storeKind,
-    failure: kernel.failed,
-    steps: kernel.steps,
-    simulatedMs: kernel.now - kernel.startMs,
-    counters: world.counters,
-    roots: expected.length,
-    effects: checker.effects,
-    replays,
-  };
+
+  async function simulate(): Promise<RunReport> {
+    const { roots, detached } = generateRoots(random, {
+      groups: GROUPS,
+      roots: random.int(2, 6),
+      maxDepth: 3,
+      maxOps: 5,
+    });
+    const expected = [...roots, ...detached];
+
+    for (const group of GROUPS)
+      for (let index = 0; index < random.int(1, 3); index++)
+        world.spawn(`${group}w${index}`, group, (process) => setUpWorker(process, checker, random.bool()));
+    world.spawn("starter", "clients", (process) => startRoots(process, roots));
+    world.spawn("settler", "clients", (process) => settleLatent(process));
+    world.spawn("mallory", "clients", (process) => misbehave(process));
+
+    let replays = 0;
+    const replayer = new SimNode("replayer");
+    const scheduleReplay = () =>
+      kernel.schedule(replayer, random.int(200, 3_000), () => {
+        if (!world.calmed && replay(kernel, disk, checker, shell, random)) replays += 1;
+        scheduleReplay();
+      });
+    scheduleReplay();
+
+    const done = async () => allSettled(disk, expected);
+    let finished = false;
+    let checkedAt = 0;
+    await kernel.runWhile(() => kernel.steps < options.steps);
+    world.calm();
+    const calmUntil = kernel.now + CALM_LIMIT_MS;
+    while (!kernel.failed && kernel.now <= calmUntil) {
+      if (kernel.steps - checkedAt >= 50 || !kernel.pending) {
+        checkedAt = kernel.steps;
+        if (await done()) {
+          finished = true;
+          break;
+        }
+      }
+      if (!(await kernel.step())) break;
+    }
+    if (!kernel.failed && !finished && !(await done()))
+      kernel.fail(
+        "e liveness",
+        `not everything completed within ${CALM_LIMIT_MS / 60_000} min of calm: ${await pendingIds(disk, expected)}`,
+      );
+    if (!kernel.failed) await disk.transaction((tx) => checker.checkSuspendedAreWakeable(tx));
+    if (!kernel.failed) await checkTransparency(kernel, disk, expected);
+    await disk.close();
+    return {
+      seed: options.seed,
+      store: storeKind,
+      failure: kernel.failed,
+      steps: kernel.steps,
+      simulatedMs: kernel.now - kernel.startMs,
+      counters: world.counters,
+      roots: expected.length,
+      effects: checker.effects,
+      replays,
+    };
+  }
 }
 
 function setUpWorker(process: SimProcess, checker: Checker, generator: boolean): void {
@@ -186,14 +216,18 @@ function misbehave(process: SimProcess): void {
           data: {
             id: target,
             version: task.version - 1,
-            action: { kind: "promise.settle", data: { id: target, state: "resolved", value: { headers: {}, data: "" } } },
+            action: {
+              kind: "promise.settle",
+              data: { id: target, state: "resolved", value: { headers: {}, data: "" } },
+            },
           },
         });
         break;
       }
       case 2: {
         const response = await network.send({ kind: "promise.get", data: { id: target } });
-        const promise = response.status === 200 ? (response.data as { promise: PromiseRecord }).promise : undefined;
+        const promise =
+          response.status === 200 ? (response.data as { promise: PromiseRecord }).promise : undefined;
         if (promise === undefined || promise.state === "pending") break;
         await network.send({
           kind: "promise.settle",
@@ -218,7 +252,13 @@ function misbehave(process: SimProcess): void {
  * f: replays one acknowledged request against the store now, after firing what
  * is due, and holds the state and the answer to the first application.
  */
-function replay(kernel: Kernel, disk: Store, checker: Checker, config: CoreConfig, random: import("../src/testing/random.js").Random): boolean {
+function replay(
+  kernel: Kernel,
+  disk: Store,
+  checker: Checker,
+  config: CoreConfig,
+  random: import("../src/testing/random.js").Random,
+): boolean {
   const candidates = checker.log.filter((entry) => !NOT_REPLAYED.has(entry.request.kind));
   if (candidates.length === 0) return false;
   const original = random.pick(candidates);
@@ -235,8 +275,16 @@ function replay(kernel: Kernel, disk: Store, checker: Checker, config: CoreConfi
     tx.apply(result.changes);
     const after = JSON.stringify(snapshot(tx));
     if (before !== after)
-      kernel.fail("f replays change nothing", `${describeRequest(original.request)} from ${original.from} changed the state`);
-    const difference = differentAnswer(original.request, original.response, result.response, tx.task.bind(tx));
+      kernel.fail(
+        "f replays change nothing",
+        `${describeRequest(original.request)} from ${original.from} changed the state`,
+      );
+    const difference = differentAnswer(
+      original.request,
+      original.response,
+      result.response,
+      tx.task.bind(tx),
+    );
     if (difference !== undefined)
       kernel.fail("f replays answer the same", `${describeRequest(original.request)}: ${difference}`);
   });
@@ -263,22 +311,35 @@ function differentAnswer(
     const { id, version } = request.data as { id?: string; version?: unknown };
     if (typeof version === "number" && id !== undefined && replayed.status === 409) {
       const current = task(id);
-      if (current === undefined || current.version !== version || current.state !== "acquired") return undefined;
+      if (current === undefined || current.version !== version || current.state !== "acquired")
+        return undefined;
     }
     return `status ${first.status}, then ${replayed.status}`;
   }
   const a = promiseIn(first);
   const b = promiseIn(replayed);
   if (a === undefined || b === undefined) return undefined;
-  if (a.id !== b.id || a.createdAt !== b.createdAt || a.timeoutAt !== b.timeoutAt || JSON.stringify(a.param) !== JSON.stringify(b.param))
+  if (
+    a.id !== b.id ||
+    a.createdAt !== b.createdAt ||
+    a.timeoutAt !== b.timeoutAt ||
+    JSON.stringify(a.param) !== JSON.stringify(b.param)
+  )
     return `promise ${a.id} answered as ${JSON.stringify(a)}, then ${JSON.stringify(b)}`;
-  if (a.state !== "pending" && (a.state !== b.state || JSON.stringify(a.value) !== JSON.stringify(b.value) || a.settledAt !== b.settledAt))
+  if (
+    a.state !== "pending" &&
+    (a.state !== b.state ||
+      JSON.stringify(a.value) !== JSON.stringify(b.value) ||
+      a.settledAt !== b.settledAt)
+  )
     return `settled promise ${a.id} answered as ${a.state}, then ${b.state}`;
   return undefined;
 }
 
 function promiseIn(response: Response): PromiseRecord | undefined {
-  const data = response.data as { promise?: PromiseRecord; action?: { data?: { promise?: PromiseRecord } } } | undefined;
+  const data = response.data as
+    | { promise?: PromiseRecord; action?: { data?: { promise?: PromiseRecord } } }
+    | undefined;
   return data?.promise ?? data?.action?.data?.promise;
 }
 
@@ -288,13 +349,22 @@ function describeRequest(request: NetworkRequest): string {
 }
 
 async function allSettled(disk: Store, expected: Root[]): Promise<boolean> {
-  return disk.transaction((tx) => expected.every((root) => tx.promise(root.id)?.state !== undefined && tx.promise(root.id)?.state !== "pending"));
+  return disk.transaction((tx) =>
+    expected.every(
+      (root) => tx.promise(root.id)?.state !== undefined && tx.promise(root.id)?.state !== "pending",
+    ),
+  );
 }
 
 async function pendingIds(disk: Store, expected: Root[]): Promise<string> {
   return disk.transaction((tx) => {
-    const open = expected.filter((root) => tx.promise(root.id)?.state !== "resolved").map((root) => `${root.id} (${tx.promise(root.id)?.state ?? "missing"})`);
-    const tasks = tx.searchTasks({ limit: ALL }).filter((task) => task.state !== "fulfilled").map((task) => `${task.id}:${task.state}`);
+    const open = expected
+      .filter((root) => tx.promise(root.id)?.state !== "resolved")
+      .map((root) => `${root.id} (${tx.promise(root.id)?.state ?? "missing"})`);
+    const tasks = tx
+      .searchTasks({ limit: ALL })
+      .filter((task) => task.state !== "fulfilled")
+      .map((task) => `${task.id}:${task.state}`);
     return `${open.join(", ")}; unfinished tasks: ${tasks.slice(0, 20).join(", ")}`;
   });
 }
