@@ -25,10 +25,10 @@ import type { Changes, StoredPromise, StoredTask } from "../src/core/state.js";
 import { isExternal, type PromiseRecord, TAG } from "../src/protocol/records.js";
 import type { Request, Response } from "../src/protocol/requests.js";
 import type { NetworkRequest } from "../src/sdk/network/network.js";
+import type { StoreTransaction } from "../src/store/store.js";
 import type { Kernel } from "../src/testing/kernel.js";
 import type { FaultCounters, NetworkObserver } from "../src/testing/network.js";
 import type { StoreObserver } from "../src/testing/world.js";
-import type { StoreTransaction } from "../src/store/store.js";
 
 const FENCED = new Set(["task.fence", "task.suspend", "task.fulfill", "task.release"]);
 

@@ -53,6 +53,7 @@ export interface WorkloadShape {
 export function generateRoots(random: Random, shape: WorkloadShape): { roots: Root[]; detached: Root[] } {
   const detached: Root[] = [];
   let keys = 0;
+  let detachedIds = 0;
   const program = (depth: number): Program => {
     const ops: Op[] = [];
     const count = random.int(1, shape.maxOps);
@@ -84,7 +85,7 @@ export function generateRoots(random: Random, shape: WorkloadShape): { roots: Ro
           ops.push({ kind, program: program(depth + 1), group });
           break;
         case "detached": {
-          const id = `detached-${detached.length}`;
+          const id = `detached-${detachedIds++}`;
           const child = program(depth + 1);
           detached.push({ id, group, program: child });
           ops.push({ kind, id, program: child, group });
