@@ -235,9 +235,14 @@ export class SimNetwork implements Network {
       id: this.options.pid,
       send: (message) => {
         if (stopped || !node.alive) return false;
-        this.cross("down", () => {
-          if (!stopped) onMessage(message);
-        }, () => `receives ${message.kind} ${describeMessage(message)}`, "drop");
+        this.cross(
+          "down",
+          () => {
+            if (!stopped) onMessage(message);
+          },
+          () => `receives ${message.kind} ${describeMessage(message)}`,
+          "drop",
+        );
         return true; // W3
       },
     };
@@ -318,12 +323,22 @@ export class SimNetwork implements Network {
           answer.then(
             (response) => {
               this.options.observer?.answered?.(pid, request, response);
-              this.cross("down", () => finish(response), () => `gets ${response.status} for ${request.kind}`, "lostResponse");
+              this.cross(
+                "down",
+                () => finish(response),
+                () => `gets ${response.status} for ${request.kind}`,
+                "lostResponse",
+              );
             },
             (error: unknown) => {
               if (error instanceof StoreUnavailableError) {
                 // HTTP's 503: the attempt ends without an answer and is retried.
-                this.cross("down", () => finish(undefined), () => `gets 503 for ${request.kind}`, "lostResponse");
+                this.cross(
+                  "down",
+                  () => finish(undefined),
+                  () => `gets 503 for ${request.kind}`,
+                  "lostResponse",
+                );
               } else if (error instanceof AssertionError) {
                 kernel.fail("server invariant", error.message);
               } else {

@@ -95,7 +95,8 @@ export function observeStore(store: Store, observer: StoreObserver): Store {
         work(
           Object.assign(Object.create(tx) as StoreTransaction, {
             apply(changes: Changes) {
-              for (const promise of changes.promises) observer.promiseWritten?.(tx.promise(promise.id), promise);
+              for (const promise of changes.promises)
+                observer.promiseWritten?.(tx.promise(promise.id), promise);
               for (const task of changes.tasks) observer.taskWritten?.(tx.task(task.id), task);
               tx.apply(changes);
               observer.applied?.(tx, changes);
@@ -188,7 +189,10 @@ export class SimProcess {
       ttl: this.world.ttlMs,
       concurrency: 16,
       onError: (error, taskId) =>
-        kernel.trace(() => `${this.name} task ${taskId} failed: ${error instanceof Error ? error.message : String(error)}`),
+        kernel.trace(
+          () =>
+            `${this.name} task ${taskId} failed: ${error instanceof Error ? error.message : String(error)}`,
+        ),
     });
     this.setup(this);
   }
@@ -251,13 +255,23 @@ export class World {
 
   crashProcess(process: SimProcess): void {
     process.crash();
-    this.kernel.schedule(this.chaosNode, this.random.int(50, 10_000), () => process.restart(), `restarts ${process.name}`);
+    this.kernel.schedule(
+      this.chaosNode,
+      this.random.int(50, 10_000),
+      () => process.restart(),
+      `restarts ${process.name}`,
+    );
   }
 
   private crashServer(): void {
     this.counters.serverCrash += 1;
     this.server.crash();
-    this.kernel.schedule(this.chaosNode, this.random.int(10, 5_000), () => this.server.restart(), "restarts server");
+    this.kernel.schedule(
+      this.chaosNode,
+      this.random.int(10, 5_000),
+      () => this.server.restart(),
+      "restarts server",
+    );
   }
 
   private scheduleFaultTick(): void {
