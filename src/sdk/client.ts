@@ -10,7 +10,7 @@ import type { Clock, Timers } from "../lib/clock.js";
 import { type PromiseRecord, TAG, type Tags, type TaskRecord } from "../protocol/records.js";
 import type { Response } from "../protocol/requests.js";
 import { decode, encode, toError } from "./codec.js";
-import { type DurableFunction, PromiseSettledError } from "./engine/execution.js";
+import { type DurableFunction, PromiseSettledError, type RegisteredFunction } from "./engine/execution.js";
 import type { Network } from "./network/network.js";
 import { type CallOptions, type Options, options, splitOptions } from "./options.js";
 import { FunctionRegistry } from "./registry.js";
@@ -85,6 +85,23 @@ export class PledgeClient {
 
   setDependency(name: string, value: unknown): void {
     this.dependencies.set(name, value);
+  }
+
+  /**
+   * Internal, for `pledge/testing`'s `simulate`: what this client would run (every
+   * registered function and version, the dependencies, its worker group). Not part
+   * of the public API; it may change without notice.
+   */
+  registrations(): {
+    functions: RegisteredFunction[];
+    dependencies: ReadonlyMap<string, unknown>;
+    group: string;
+  } {
+    return {
+      functions: this.registry.entries(),
+      dependencies: new Map(this.dependencies),
+      group: this.settings.group,
+    };
   }
 
   /** Runs `fn` here (or joins the execution with this id) and resolves with its value. */

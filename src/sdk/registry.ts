@@ -32,4 +32,9 @@ export class FunctionRegistry implements Registry {
   nameOf(fn: DurableFunction): string | undefined {
     return this.names.get(fn);
   }
+
+  /** Every registered function, each of its versions (what `pledge/testing` copies onto simulated workers). */
+  entries(): RegisteredFunction[] {
+    return [...this.byName.values()].flatMap((versions) => [...versions.values()]);
+  }
 }
