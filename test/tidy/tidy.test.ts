@@ -13,7 +13,7 @@ function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) return files(path);
-    return path.endsWith(".ts") ? [path] : [];
+    return /\.tsx?$/.test(path) ? [path] : [];
   });
 }
 
@@ -84,6 +84,17 @@ describe("tidy", () => {
         if (!allowed.includes(to)) violations.push(`${path}: ${from} may not import ${to} (${target})`);
       }
     }
+    expect(violations).toEqual([]);
+  });
+
+  it("the dashboard takes only types from protocol (it is bundled for the browser alone)", () => {
+    const violations = sources
+      .filter(({ path }) => path.startsWith("dashboard/"))
+      .flatMap(({ path, text }) =>
+        [...text.matchAll(/^import\s+(?!type\s)[^;]*from\s+"(\.\.\/protocol\/[^"]+)"/gm)].map(
+          (match) => `${path}: imports values from ${match[1]}; use import type`,
+        ),
+      );
     expect(violations).toEqual([]);
   });
 
