@@ -63,6 +63,7 @@ export interface RunReport {
 /** Once calm, everything must be done within this much simulated time (e). */
 const CALM_LIMIT_MS = 60 * 60 * 1000;
 const TTL_MS = 10_000;
+const SCHEDULE = "every-minute";
 const GROUPS = ["g1", "g2"];
 const ALL = Number.MAX_SAFE_INTEGER;
 /** Requests whose replay may legitimately differ: an acquire is exclusive, a heartbeat extends a lease. */
@@ -100,12 +101,26 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
       maxDepth: 3,
       maxOps: 5,
     });
-    const expected = [...roots, ...detached];
+    // A schedule runs a flat program every minute until the world calms down.
+    const scheduled = generateRoots(random, { groups: GROUPS, roots: 1, maxDepth: 0, maxOps: 4 })
+      .roots[0] as Root;
+    const fixed = [...roots, ...detached];
+    const expected = async (): Promise<Root[]> => [
+      ...fixed,
+      ...(await disk.transaction((tx) =>
+        tx
+          .searchPromises({ idPrefix: `${SCHEDULE}.`, limit: ALL })
+          .filter((promise) => /^[^.]+\.\d+$/.test(promise.id))
+          .map((promise) => ({ ...scheduled, id: promise.id })),
+      )),
+    ];
 
-    for (const group of GROUPS)
-      for (let index = 0; index < random.int(1, 3); index++)
+    for (const group of GROUPS) {
+      const workers = random.int(1, 3);
+      for (let index = 0; index < workers; index++)
         world.spawn(`${group}w${index}`, group, (process) => setUpWorker(process, checker, random.bool()));
-    world.spawn("starter", "clients", (process) => startRoots(process, roots));
+    }
+    const starter = world.spawn("starter", "clients", (process) => startRoots(process, roots, scheduled));
     world.spawn("settler", "clients", (process) => settleLatent(process));
     world.spawn("mallory", "clients", (process) => misbehave(process));
 
@@ -118,11 +133,12 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
       });
     scheduleReplay();
 
-    const done = async () => allSettled(disk, expected);
+    const done = async () => allSettled(disk, await expected());
     let finished = false;
     let checkedAt = 0;
     await kernel.runWhile(() => kernel.steps < options.steps);
     world.calm();
+    let deleteScheduleAt = kernel.now;
     const calmUntil = kernel.now + CALM_LIMIT_MS;
     while (!kernel.failed && kernel.now <= calmUntil) {
       if (kernel.steps - checkedAt >= 50 || !kernel.pending) {
@@ -132,15 +148,21 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
           break;
         }
       }
+      // Deleted again a while later: a create held back in the network may land after a delete.
+      if (kernel.now >= deleteScheduleAt && starter.alive) {
+        deleteScheduleAt = kernel.now + 30_000;
+        void starter.network.send({ kind: "schedule.delete", data: { id: SCHEDULE } });
+      }
       if (!(await kernel.step())) break;
     }
     if (!kernel.failed && !finished && !(await done()))
       kernel.fail(
         "e liveness",
-        `not everything completed within ${CALM_LIMIT_MS / 60_000} min of calm: ${await pendingIds(disk, expected)}`,
+        `not everything completed within ${CALM_LIMIT_MS / 60_000} min of calm: ${await pendingIds(disk, await expected())}`,
       );
     if (!kernel.failed) await disk.transaction((tx) => checker.checkSuspendedAreWakeable(tx));
-    if (!kernel.failed) await checkTransparency(kernel, disk, expected);
+    if (!kernel.failed) await checkTransparency(kernel, disk, await expected());
+    const executions = (await expected()).length;
     await disk.close();
     return {
       seed: options.seed,
@@ -149,7 +171,7 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
       steps: kernel.steps,
       simulatedMs: kernel.now - kernel.startMs,
       counters: world.counters,
-      roots: expected.length,
+      roots: executions,
       effects: checker.effects,
       replays,
     };
@@ -165,13 +187,20 @@ function setUpWorker(process: SimProcess, checker: Checker, generator: boolean):
   process.client.register("node", generator ? functions.nodeGenerator : functions.node);
 }
 
-/** Starts every root (again after each restart: creating is idempotent by id). */
-function startRoots(process: SimProcess, roots: Root[]): void {
+/** Starts every root and the schedule (again after each restart: creating is idempotent by id). */
+function startRoots(process: SimProcess, roots: Root[], scheduled: Root): void {
   const { client } = process;
   void (async () => {
     for (const root of roots) {
       await client.beginRpc(root.id, "node", root.program, client.options({ target: root.group }));
     }
+    await client.schedule(
+      SCHEDULE,
+      "* * * * *",
+      "node",
+      scheduled.program,
+      client.options({ target: scheduled.group }),
+    );
   })();
 }
 
