@@ -59,7 +59,7 @@ interface CommonFlags extends ConnectionFlags {
 const DEFAULT_INVOKE_TIMEOUT = "24h";
 
 /** Adds the options every client command takes. */
-function clientOptions(command: Command): Command {
+export function clientOptions(command: Command): Command {
   return command
     .option("--url <url>", "server URL (env PLEDGE_URL, default http://127.0.0.1:8001)")
     .option("--token <token>", "bearer token (env PLEDGE_TOKEN)")

@@ -13,13 +13,14 @@ import type { Environment } from "./args.js";
 import { addClientCommands } from "./commands.js";
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationError, oneLine, UsageError } from "./errors.js";
 import { LOG_LEVELS, resolveServeOptions, runServe, type ServeFlags } from "./serve.js";
+import { addLiveCommands } from "./tail.js";
 
 export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;
   env: Environment;
   now(): number;
-  /** Resolves when the process is asked to stop; only `serve` waits on it. */
+  /** Resolves when the process is asked to stop; `serve` and `tail` wait on it. */
   waitForStop(): Promise<string>;
 }
 
@@ -78,6 +79,7 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     });
 
   addClientCommands(program, io);
+  addLiveCommands(program, io);
   return program;
 }
 
