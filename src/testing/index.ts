@@ -1,9 +1,12 @@
 /**
- * `pledge/testing`: what users get for deterministic tests. So far the seeded
- * PRNG and the plain (non-durable) runtime that interruption transparency is
- * checked against; the simulator (`simulate`, `assertInterruptionTransparent`)
- * is issue 4.
+ * `pledge/testing`: what users get for deterministic tests. `simulate` and
+ * `assertInterruptionTransparent` run a user's registered functions under seeded
+ * crashes and replays and compare each result with the plain run; `runPlain` is
+ * that plain (non-durable) runtime; `Random` the seeded PRNG. The simulator's
+ * parts (kernel, network, world) stay internal: `sim/` imports them by path.
  */
+
+export type { FaultCounters } from "./network.js";
 export {
   PlainContext,
   PlainFuture,
@@ -14,3 +17,13 @@ export {
   runPlain,
 } from "./plain.js";
 export { Random } from "./random.js";
+export {
+  assertInterruptionTransparent,
+  InterruptionTransparencyError,
+  type SeedReport,
+  type SimulatedOutcome,
+  type SimulateOptions,
+  type SimulationReport,
+  simulate,
+} from "./simulate.js";
+export type { WorldFaults } from "./world.js";
