@@ -7,7 +7,7 @@
  * under CI=true, where they fail (`.ci/run` installs the package).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type BrowserContext, chromium } from "playwright-core";
@@ -49,11 +49,34 @@ function newestMs(directory: string): number {
   return newest;
 }
 
-/** Builds dist/dashboard when it is missing or older than src/dashboard (`npm test` has normally just built it). */
-export function ensureDashboardBuilt(): void {
+function dashboardIsBuilt(): boolean {
   const built = join(ROOT, "dist", "dashboard", "app.js");
-  const fresh = existsSync(built) && statSync(built).mtimeMs >= newestMs(join(ROOT, "src", "dashboard"));
-  if (!fresh) execFileSync("npx", ["tsx", "scripts/build-dashboard.ts"], { cwd: ROOT, stdio: "pipe" });
+  return existsSync(built) && statSync(built).mtimeMs >= newestMs(join(ROOT, "src", "dashboard"));
+}
+
+/**
+ * Builds dist/dashboard when it is missing or older than src/dashboard (`npm test`
+ * has normally just built it). Test files run in parallel: one builds under a
+ * lock, the others wait for it.
+ */
+export async function ensureDashboardBuilt(): Promise<void> {
+  const lock = join(tmpdir(), `pledge-dashboard-build-${Buffer.from(ROOT).toString("hex").slice(-32)}.lock`);
+  const deadline = Date.now() + 120_000;
+  while (!dashboardIsBuilt()) {
+    try {
+      mkdirSync(lock);
+    } catch {
+      if (Date.now() > deadline) throw new Error(`waited too long for ${lock}; remove it if no build runs`);
+      await new Promise((done) => setTimeout(done, 250));
+      continue;
+    }
+    try {
+      if (!dashboardIsBuilt())
+        execFileSync("npx", ["tsx", "scripts/build-dashboard.ts"], { cwd: ROOT, stdio: "pipe" });
+    } finally {
+      rmdirSync(lock);
+    }
+  }
 }
 
 export interface Browser {

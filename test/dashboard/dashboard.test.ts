@@ -34,7 +34,7 @@ beforeAll(async () => {
     throw new Error(
       `${CHROMIUM} is missing and CI=true: install Debian's chromium (apt-get install -y chromium)`,
     );
-  ensureDashboardBuilt();
+  await ensureDashboardBuilt();
   browser = await launchChromium();
 }, 120_000);
 
