@@ -128,7 +128,7 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
     const replayer = new SimNode("replayer");
     const scheduleReplay = () =>
       kernel.schedule(replayer, random.int(200, 3_000), () => {
-        if (!world.calmed && replay(kernel, disk, checker, shell, random)) replays += 1;
+        if (!world.calmed && replay(kernel, store, checker, shell, random)) replays += 1;
         scheduleReplay();
       });
     scheduleReplay();
@@ -418,7 +418,11 @@ async function checkTransparency(kernel: Kernel, disk: Store, expected: Root[]):
     const plain = await runPlain(reference.node, [root.program], {
       id: root.id,
       functions: (name) => (name === "node" ? reference.node : name === "step" ? reference.step : undefined),
-      external: (settings) => ({ state: "resolved", value: Number(settings.tags?.[VALUE_TAG]) }),
+      // A latent promise resolves with its program's value; any other one nobody settles times out.
+      external: (settings) =>
+        settings.tags?.[VALUE_TAG] !== undefined
+          ? { state: "resolved", value: Number(settings.tags[VALUE_TAG]) }
+          : { state: "rejected", error: Object.assign(new Error("timed out"), { name: "TimeoutError" }) },
     });
     const want = plain.state === "resolved" ? JSON.stringify(plain.value) : `rejected ${plain.error.message}`;
     const got =

@@ -2,7 +2,7 @@
  * Generated durable programs. A `Program` is data: a list of operations (steps
  * with recorded side effects, local and remote calls, calls started now and
  * joined later, sleeps, external promises, detached executions, recorded
- * randomness). One interpreter, written twice — as an async function and as a
+ * randomness, external promises nobody settles, which time out). One interpreter, written twice — as an async function and as a
  * generator function — runs a program through `ctx`, so the same program runs
  * on both SDK engines, and a task may move from one engine to the other when
  * its process crashes. The same async interpreter also runs through the plain
@@ -24,6 +24,7 @@ export type Op =
   | { kind: "join" }
   | { kind: "sleep"; ms: number }
   | { kind: "promise"; value: number }
+  | { kind: "deadline"; ms: number }
   | { kind: "detached"; id: string; program: Program; group: string }
   | { kind: "random" };
 
@@ -68,6 +69,7 @@ export function generateRoots(random: Random, shape: WorkloadShape): { roots: Ro
         ["join", 1.5],
         ["sleep", 1],
         ["promise", 1],
+        ["deadline", 0.5],
         ["detached", nested ? 0.4 : 0],
         ["random", 1],
       ]);
@@ -96,6 +98,9 @@ export function generateRoots(random: Random, shape: WorkloadShape): { roots: Ro
           break;
         case "promise":
           ops.push({ kind, value: random.int(0, 999) });
+          break;
+        case "deadline":
+          ops.push({ kind, ms: random.pick([1, 1_000, 20_000]) });
           break;
         default:
           ops.push({ kind } as Op);
@@ -178,6 +183,13 @@ export function programFunctions(hooks?: StepHooks) {
         case "promise":
           results.push(await ctx.promise({ timeout: DAY_MS, tags: latentTags(op.value) }));
           break;
+        case "deadline":
+          try {
+            results.push(await ctx.promise({ timeout: op.ms }));
+          } catch (error) {
+            results.push((error as Error).name);
+          }
+          break;
         case "detached":
           ctx.detached(op.id, "node", op.program, ctx.options({ target: op.group }));
           results.push("d");
@@ -228,6 +240,13 @@ export function programFunctions(hooks?: StepHooks) {
           break;
         case "promise":
           results.push(yield* ctx.promise({ timeout: DAY_MS, tags: latentTags(op.value) }));
+          break;
+        case "deadline":
+          try {
+            results.push(yield* ctx.promise({ timeout: op.ms }));
+          } catch (error) {
+            results.push((error as Error).name);
+          }
           break;
         case "detached":
           ctx.detached(op.id, "node", op.program, ctx.options({ target: op.group }));
