@@ -208,6 +208,8 @@ export interface WorldOptions {
   ttlMs: number;
   /** Mean interval between fault ticks. */
   faultTickMs?: number;
+  /** False: no periodic fault ticks; the driver calls `faultTickNow()` (simulate paces them by activity). */
+  periodicFaults?: boolean;
   observer?: NetworkObserver;
 }
 
@@ -228,7 +230,7 @@ export class World {
     this.observer = options.observer;
     this.random = options.kernel.random.fork("faults");
     this.server = new SimServer({ kernel: options.kernel, store: options.store, config: options.shell });
-    this.scheduleFaultTick();
+    if (options.periodicFaults !== false) this.scheduleFaultTick();
   }
 
   /** The fault rates in force now (none once calm, D2). */
@@ -245,6 +247,11 @@ export class World {
     const process = new SimProcess(this, name, group, setup);
     this.processes.push(process);
     return process;
+  }
+
+  /** One fault tick now, for a driver that paces faults itself; nothing once calm (D2). */
+  faultTickNow(): void {
+    if (this.chaos) this.faultTick();
   }
 
   /** Ends all faults (D2); crashed processes still come back (D3). */
