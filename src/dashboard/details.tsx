@@ -41,7 +41,13 @@ type TaskView =
 
 export function Details({ promise, request, now, taskVersion, onSettled, onUnauthorized }: DetailsProps) {
   const [task, setTask] = useState<TaskView>({ kind: "loading" });
+  const targeted = promise.tags["resonate:target"] !== undefined;
   useEffect(() => {
+    // Only a targeted promise has a task (PROTOCOL.md §2.5); asking for others would only 404.
+    if (!targeted) {
+      setTask({ kind: "none" });
+      return;
+    }
     let current = true;
     request("task.get", { id: promise.id }).then(
       (data) => current && setTask({ kind: "task", task: data.task as TaskRecord }),
@@ -55,7 +61,7 @@ export function Details({ promise, request, now, taskVersion, onSettled, onUnaut
     return () => {
       current = false;
     };
-  }, [promise.id, promise.state, taskVersion, request]);
+  }, [promise.id, promise.state, taskVersion, request, targeted]);
 
   const param = decodeValue(promise.param);
   const args =
@@ -150,10 +156,17 @@ function SettleControl({ promise, request, onSettled, onUnauthorized }: SettlePr
     setError(undefined);
   }, [promise.id]);
 
+  const role = promiseRole(promise);
   if (mode === undefined)
     return (
       <div class="settle">
-        <span class="muted">Waiting for someone to settle it.</span>
+        <span class="muted">
+          {role === "external promise"
+            ? "Waiting for someone to settle it."
+            : role === "sleep"
+              ? "Resolves at its deadline; it can be settled early."
+              : "It can be settled from outside, which ends it."}
+        </span>
         <button type="button" onClick={() => setMode("resolve")}>
           Resolve…
         </button>
