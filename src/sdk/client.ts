@@ -117,6 +117,7 @@ export class PledgeClient {
     this.start();
     const name = typeof fn === "string" ? fn : this.nameFor(fn);
     const { args, options } = splitOptions(rest);
+    const sentAt = this.settings.clock.now();
     const response = await this.send({
       kind: "task.create",
       data: {
@@ -131,7 +132,7 @@ export class PledgeClient {
     if (response.status === 200) {
       const data = response.data as { task: TaskRecord; promise: PromiseRecord; preload: PromiseRecord[] };
       if (data.task.state === "acquired" && data.task.pid === this.settings.pid)
-        this.worker.adopt(data.task, data.promise, data.preload);
+        this.worker.adopt(data.task, data.promise, data.preload, sentAt);
     } else if (response.status !== 409) {
       throw new Error(`run ${id}: ${String(response.data)}`);
     }

@@ -11,6 +11,12 @@
  *      suspend, release or loss; heartbeats name exactly the held tasks.
  *  W2  An `execute` for a task already held here is ignored.
  *  W3  `stop()` releases every held task, so another worker can take it at once.
+ *  W4  `validUntil` never exceeds the lease the server holds for us: it starts at
+ *      the acquire's send time + ttl (the server set expiresAt = arrival + ttl),
+ *      and a heartbeat sent at t moves it to t + ttl only if its answer came
+ *      back before `validUntil` (so the heartbeat arrived while the lease was
+ *      live and extended it). Heartbeats are always answered 200, matched or
+ *      not (PROTOCOL.md §5.5), so this bound is all a worker can know.
  */
 import type { Clock, Timers } from "../lib/clock.js";
 import type { OutgoingMessage, PromiseRecord, TaskRecord } from "../protocol/records.js";
@@ -39,9 +45,11 @@ export interface WorkerOptions {
 
 interface Held {
   version: number;
+  /** Until when this process can be sure its lease holds (W4); undefined while acquiring. */
+  validUntil?: number;
   execution?: Execution;
   /** A `task.create` answered with this task ours while our own acquire was in flight. */
-  adopted?: { task: TaskRecord; promise: PromiseRecord; preload: PromiseRecord[] };
+  adopted?: { task: TaskRecord; promise: PromiseRecord; preload: PromiseRecord[]; validUntil: number };
 }
 
 export class Worker {
@@ -63,6 +71,15 @@ export class Worker {
       group: options.group,
       pid: options.pid,
       context: (frame, execution) => new Context(frame, execution, options.clock),
+      holdsLease: (task) => {
+        const held = this.held.get(task.id);
+        return (
+          held !== undefined &&
+          held.version === task.version &&
+          held.validUntil !== undefined &&
+          options.clock.now() < held.validUntil
+        );
+      },
     };
   }
 
@@ -71,17 +88,21 @@ export class Worker {
     this.scheduleHeartbeat();
   }
 
-  /** Runs a task this process already holds (a `task.create` answered with it acquired). */
-  adopt(task: TaskRecord, promise: PromiseRecord, preload: PromiseRecord[]): void {
+  /**
+   * Runs a task this process already holds (a `task.create` answered with it
+   * acquired); `sentAt` is when that request was first sent (W4).
+   */
+  adopt(task: TaskRecord, promise: PromiseRecord, preload: PromiseRecord[], sentAt: number): void {
     if (this.stopped) return;
+    const validUntil = sentAt + this.options.ttl;
     const current = this.held.get(task.id);
     if (current !== undefined) {
       // Our acquire for an `execute` is in flight and will lose to this claim (409):
       // keep the claim, so the acquire's failure runs it instead of dropping the task.
-      if (current.execution === undefined) current.adopted = { task, promise, preload };
+      if (current.execution === undefined) current.adopted = { task, promise, preload, validUntil };
       return;
     }
-    this.held.set(task.id, { version: task.version });
+    this.held.set(task.id, { version: task.version, validUntil });
     void this.execute(task, promise, preload);
   }
 
@@ -123,6 +144,7 @@ export class Worker {
 
   private async acquire(id: string, version: number): Promise<void> {
     try {
+      const sentAt = this.options.clock.now();
       const response = await this.options.network.send({
         kind: "task.acquire",
         data: { id, version, pid: this.options.pid, ttl: this.options.ttl },
@@ -131,7 +153,7 @@ export class Worker {
         const adopted = this.held.get(id)?.adopted;
         if (adopted !== undefined) {
           // This process claimed it meanwhile through task.create: run that claim.
-          this.held.set(id, { version: adopted.task.version });
+          this.held.set(id, { version: adopted.task.version, validUntil: adopted.validUntil });
           await this.execute(adopted.task, adopted.promise, adopted.preload);
           return;
         }
@@ -141,7 +163,7 @@ export class Worker {
         return;
       }
       const data = response.data as { task: TaskRecord; promise: PromiseRecord; preload: PromiseRecord[] };
-      this.held.set(id, { version: data.task.version });
+      this.held.set(id, { version: data.task.version, validUntil: sentAt + this.options.ttl });
       await this.execute(data.task, data.promise, data.preload);
     } catch (error) {
       this.options.onError?.(error, id);
@@ -209,6 +231,16 @@ export class Worker {
     return response.status === 200 ? (response.data as { promise: PromiseRecord }).promise : undefined;
   }
 
+  /** W4: a heartbeat answered while our bound still held extended every lease it named. */
+  private extendLeases(tasks: { id: string; version: number }[], sentAt: number): void {
+    const now = this.options.clock.now();
+    for (const { id, version } of tasks) {
+      const held = this.held.get(id);
+      if (held === undefined || held.version !== version || held.validUntil === undefined) continue;
+      if (now < held.validUntil) held.validUntil = Math.max(held.validUntil, sentAt + this.options.ttl);
+    }
+  }
+
   private release(id: string): void {
     this.held.delete(id);
     this.drain();
@@ -219,10 +251,15 @@ export class Worker {
     this.heartbeatTimer = this.options.timers.setTimeout(
       () => {
         const tasks = [...this.held.entries()].map(([id, { version }]) => ({ id, version }));
+        const sentAt = this.options.clock.now();
         const beat =
           tasks.length === 0
             ? Promise.resolve()
-            : this.options.network.send({ kind: "task.heartbeat", data: { pid: this.options.pid, tasks } });
+            : this.options.network
+                .send({ kind: "task.heartbeat", data: { pid: this.options.pid, tasks } })
+                .then((response) => {
+                  if (response.status === 200) this.extendLeases(tasks, sentAt);
+                });
         void beat.catch(() => {}).finally(() => this.scheduleHeartbeat());
       },
       Math.max(1, Math.floor(this.options.ttl / 2)),

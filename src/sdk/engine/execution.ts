@@ -25,6 +25,11 @@
  *      it made was created: once a function's result is recorded, nothing it
  *      started can be lost with its process.
  *  X4  After `abandon`, nothing is written and no outcome is reported again.
+ *  X5  A step's function starts only while the worker can be sure its lease
+ *      is valid (`holdsLease`); otherwise the execution is abandoned. The
+ *      server's fencing refuses a lapsed holder's writes, but not its side
+ *      effects: without X5 a holder whose lease lapsed unnoticed could run a
+ *      step that the task's next holder already ran and recorded.
  */
 import { assert } from "../../lib/assert.js";
 import type { Clock, Timers } from "../../lib/clock.js";
@@ -64,6 +69,11 @@ export interface ExecutionEnvironment {
   pid: string;
   /** Builds the context a frame's function receives. */
   context: (frame: Frame, execution: Execution) => unknown;
+  /**
+   * Whether this process can still be sure it holds the task's lease (X5). Default:
+   * always (a caller that does not track leases relies on the server's fencing alone).
+   */
+  holdsLease?: (task: { id: string; version: number }) => boolean;
 }
 
 export type Outcome =
@@ -361,6 +371,10 @@ export class Execution implements FutureObserver {
         }
       }
       const child = new Frame(id, timeoutAt, name, frame.branch, frame.origin);
+      if (!(this.env.holdsLease?.(this.task) ?? true)) {
+        this.abandon(`task ${this.task.id} v${this.task.version}: the lease may have lapsed; ${id} not started`);
+        return;
+      }
       const result = await this.attempts(child, fn, args, options);
       const settled = await this.track(() => this.fenceSettle(id, result));
       if (settled !== undefined) this.settleFrom(future, settled);
