@@ -201,6 +201,7 @@ export class Checker implements StoreObserver, NetworkObserver {
   /** A step ran (its side effect happened) as promise `id` with `args`. */
   effect(id: string, args: unknown[]): void {
     this.effects += 1;
+    this.kernel.trace(() => `step ${id} runs ${JSON.stringify(args)}`);
     if (this.acknowledgedSettles.has(id))
       this.fail("d no step runs after its settle was acknowledged", `step ${id} ran again`);
     const text = JSON.stringify(args);

@@ -185,7 +185,9 @@ export class Kernel {
       if (!this.live(event)) continue;
       this.nowMs = Math.max(this.nowMs, event.at); // K1
       this.steps += 1;
-      if (event.label !== undefined) this.trace(`${event.node.name} ${event.label}`);
+      const label = event.label;
+      if (label !== undefined)
+        this.trace(() => `${event.node.name} ${typeof label === "string" ? label : label()}`);
       event.run();
       await settle();
       return true;
