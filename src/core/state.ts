@@ -85,6 +85,21 @@ export interface ScheduleQuery {
   limit: number;
 }
 
+/** Settled promises for retention (`core/retention.ts`), oldest settlement first. */
+export interface SettledQuery {
+  /** Only promises with `settledAt` strictly before this instant. */
+  before: number;
+  /** Only promises strictly after this position in (`settledAt`, id) order. */
+  after?: SettledCursor;
+  limit: number;
+}
+
+/** A position in the (`settledAt`, id) order of settled promises. */
+export interface SettledCursor {
+  settledAt: number;
+  id: string;
+}
+
 export interface OutboxQuery {
   /** Only messages whose address starts with one of these prefixes. */
   addressPrefixes?: readonly string[];
@@ -132,12 +147,22 @@ export interface StateReader {
   /** Every callback and listener, for `debug.snap`. */
   allCallbacks(): { awaited: string; awaiter: string }[];
   allListeners(): { awaited: string; address: string }[];
+  /**
+   * Stored-settled promises with `settledAt < before`, ordered by `settledAt` then
+   * id, strictly after `after`, at most `limit` (retention).
+   */
+  settledPromises(query: SettledQuery): StoredPromise[];
+  /** Ids of the promises `awaiter` has a callback on, sorted (retention). */
+  awaitedBy(awaiter: string): string[];
 }
 
 /**
  * What one step changes. Records are written whole (upserts); callback and
  * listener sets are replaced per awaited promise; `reset` empties everything
- * before the rest applies.
+ * before the rest applies. Deleted promises and tasks (retention, the only
+ * writer of them) go after the upserts of the same change; a deletion removes
+ * that one record, and whatever hangs off it is named explicitly (empty callback
+ * and listener sets, outbox keys).
  */
 export interface Changes {
   reset: boolean;
@@ -151,6 +176,10 @@ export interface Changes {
   listeners: Map<string, string[]>;
   outbox: OutboxEntry[];
   deletedOutbox: string[];
+  /** Promise records to remove (retention only). */
+  deletedPromises: string[];
+  /** Task records to remove (retention only). */
+  deletedTasks: string[];
 }
 
 export function emptyChanges(): Changes {
@@ -164,6 +193,8 @@ export function emptyChanges(): Changes {
     listeners: new Map(),
     outbox: [],
     deletedOutbox: [],
+    deletedPromises: [],
+    deletedTasks: [],
   };
 }
 
@@ -177,6 +208,8 @@ export function isEmptyChanges(changes: Changes): boolean {
     changes.callbacks.size === 0 &&
     changes.listeners.size === 0 &&
     changes.outbox.length === 0 &&
-    changes.deletedOutbox.length === 0
+    changes.deletedOutbox.length === 0 &&
+    changes.deletedPromises.length === 0 &&
+    changes.deletedTasks.length === 0
   );
 }

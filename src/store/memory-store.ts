@@ -14,6 +14,7 @@ import type {
   OutboxQuery,
   PromiseQuery,
   ScheduleQuery,
+  SettledQuery,
   StoredPromise,
   StoredSchedule,
   StoredTask,
@@ -68,6 +69,8 @@ export class MemoryStore implements Store, StoreTransaction {
     }
     for (const promise of changes.promises) this.promises.set(promise.id, structuredClone(promise));
     for (const task of changes.tasks) this.tasks.set(task.id, structuredClone(task));
+    for (const id of changes.deletedPromises) this.promises.delete(id);
+    for (const id of changes.deletedTasks) this.tasks.delete(id);
     for (const schedule of changes.schedules) this.schedules.set(schedule.id, structuredClone(schedule));
     for (const id of changes.deletedSchedules) this.schedules.delete(id);
     for (const [awaited, awaiters] of changes.callbacks) {
@@ -213,5 +216,28 @@ export class MemoryStore implements Store, StoreTransaction {
     return [...this.listenerSets.entries()]
       .sort(([a], [b]) => compareStrings(a, b))
       .flatMap(([awaited, addresses]) => addresses.map((address) => ({ awaited, address })));
+  }
+
+  settledPromises(query: SettledQuery): StoredPromise[] {
+    const { before, after: cursor } = query;
+    return [...this.promises.values()]
+      .filter(
+        (promise) =>
+          promise.settledAt !== undefined &&
+          promise.settledAt < before &&
+          (cursor === undefined ||
+            promise.settledAt > cursor.settledAt ||
+            (promise.settledAt === cursor.settledAt && compareStrings(promise.id, cursor.id) > 0)),
+      )
+      .sort((a, b) => (a.settledAt as number) - (b.settledAt as number) || compareStrings(a.id, b.id))
+      .slice(0, query.limit)
+      .map((promise) => structuredClone(promise));
+  }
+
+  awaitedBy(awaiter: string): string[] {
+    return [...this.callbackSets.entries()]
+      .filter(([, awaiters]) => awaiters.includes(awaiter))
+      .map(([awaited]) => awaited)
+      .sort(compareStrings);
   }
 }

@@ -16,6 +16,9 @@
  *    each reading the previous ones' writes;
  *  - a delivery: read a page of the outbox for a connection's addresses, then
  *    remove what is still stored unchanged, as the shell does;
+ *  - a retention run: `collect` + `apply` in bounded batches from a cursor, as the
+ *    server's retention loop and `pledge gc` do (drawn from its own stream, so
+ *    the other operations draw the same numbers as before it existed);
  *  - probes: reads of every `StateReader` method with random queries;
  *  - a reopen of the file store and of PostgreSQL (what was committed must come back).
  */
@@ -24,7 +27,13 @@ import os from "node:os";
 import path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { expect } from "vitest";
-import { emptyChanges, type OutboxEntry, type StateReader } from "../../src/core/state.js";
+import { type CollectResult, collect } from "../../src/core/retention.js";
+import {
+  emptyChanges,
+  type OutboxEntry,
+  type SettledCursor,
+  type StateReader,
+} from "../../src/core/state.js";
 import { type CoreConfig, type StepResult, SWEEP_LIMIT, snapshot, step, sweep } from "../../src/core/step.js";
 import { parseRequest } from "../../src/protocol/parse.js";
 import type { Request } from "../../src/protocol/requests.js";
@@ -56,6 +65,9 @@ export class Counters {
     deliveries: 0,
     probes: 0,
     reopens: 0,
+    retentionBatches: 0,
+    retained: 0,
+    collected: 0,
   };
 
   success(kind: CoreKind): number {
@@ -167,6 +179,7 @@ export async function runDifferential({
   const random = root.fork("operations");
   const workload = new Workload(root.fork("requests"), ids);
   const probes = root.fork("probes");
+  const retention = root.fork("retention");
   const config: CoreConfig = {
     retryTimeoutMs: random.pick([1000, 5000]),
     ...(random.bool(0.5) && { serverUrl: "http://127.0.0.1:8001" }),
@@ -291,6 +304,7 @@ export async function runDifferential({
       } else {
         await deliver();
       }
+      if (retention.bool(0.05)) await collectSettled();
       const operation = described;
       await probe();
       if (index === reopenAt) await reopen();
@@ -386,6 +400,36 @@ export async function runDifferential({
     });
   }
 
+  /** Retention as the server runs it: batches of `collect` from a cursor until no more. */
+  async function collectSettled(): Promise<void> {
+    const settledBefore = clock - retention.pick([0, 500, 5_000, 60_000]);
+    const limit = retention.weighted([
+      [retention.int(1, 3), 2],
+      [100, 1],
+    ]);
+    const now = clock;
+    let after: SettledCursor | undefined;
+    for (let batch = 0; batch < 1000; batch += 1) {
+      described = `retention of promises settled before ${settledBefore} at ${now}, limit ${limit}, after ${JSON.stringify(after)}`;
+      const cursor = after;
+      const result: CollectResult = await everywhere("retention batch", (tx) => {
+        const chosen = collect(
+          tx,
+          { settledBefore, limit, ...(cursor !== undefined && { after: cursor }) },
+          now,
+        );
+        tx.apply(chosen.changes);
+        return chosen;
+      });
+      counters.operations.retentionBatches += 1;
+      counters.operations.collected += result.changes.deletedPromises.length;
+      counters.operations.retained += result.kept;
+      if (!result.more) return;
+      after = result.cursor;
+    }
+    throw new Error(`retention at ${now} did not finish within 1000 batches of ${limit}`);
+  }
+
   /** Reads through every `StateReader` method with random arguments. */
   async function probe(): Promise<void> {
     const reads: [string, (tx: StoreTransaction) => unknown][] = [];
@@ -456,6 +500,19 @@ export async function runDifferential({
       ...(addressPrefixes !== undefined && { addressPrefixes }),
     };
     reads.push([`outbox(${JSON.stringify(outboxQuery)})`, (tx) => tx.outbox(outboxQuery)]);
+    const settledBefore = clock - probes.pick([0, 1000, 100_000]);
+    const settledAfter = probes.bool(0.4)
+      ? { settledAt: clock - probes.int(0, 20_000), id: probes.pick(ids) }
+      : undefined;
+    const settledQuery = {
+      before: settledBefore,
+      limit,
+      ...(settledAfter !== undefined && { after: settledAfter }),
+    };
+    reads.push(
+      [`settledPromises(${JSON.stringify(settledQuery)})`, (tx) => tx.settledPromises(settledQuery)],
+      [`awaitedBy(${id})`, (tx) => tx.awaitedBy(id)],
+    );
     counters.operations.probes += reads.length;
     described = "probes";
     // One transaction per store for all of them; the diff names the probe that differs.

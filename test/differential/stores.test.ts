@@ -5,8 +5,9 @@
  * answer and the whole stored state must agree after every operation.
  *
  * It refuses to pass unless every request kind `step` handles got a success
- * (200, or 300 for `task.suspend`) across its seeds: a differential test whose
- * requests all bounce off a guard compares nothing.
+ * (200, or 300 for `task.suspend`) across its seeds, and retention removed
+ * something: a differential test whose requests all bounce off a guard compares
+ * nothing.
  *
  * With a reachable PostgreSQL (see ./postgres.ts) the same seeds run again with
  * PostgreSQL as a fourth store; without one that part skips loudly (fails under CI=true).
@@ -78,6 +79,7 @@ describe("differential: memory, SQLite :memory: and SQLite file agree", () => {
     );
     expect(counters.fenceInner.get(200) ?? 0, "a fenced action answered 200").toBeGreaterThan(0);
     expect(counters.operations.sweepsWithChanges, "sweeps that changed something").toBeGreaterThan(0);
+    expect(counters.operations.collected, "settled promises removed by retention").toBeGreaterThan(0);
   });
 });
 

@@ -21,6 +21,7 @@ import {
 } from "../../src/core/state.js";
 import { TAG } from "../../src/protocol/records.js";
 import type { Store, StoreTransaction } from "../../src/store/store.js";
+import { describeRetentionCases } from "./retention-suite.js";
 
 export function promiseFixture(id: string, fields: Partial<StoredPromise> = {}): StoredPromise {
   return {
@@ -729,6 +730,8 @@ export function describeStore(
         expect(await read((tx) => tx.nextDueAt())).toBe(100);
       });
     });
+
+    describeRetentionCases(() => store);
 
     describe("transactions", () => {
       it("a transaction resolves to what its work returns and counts one commit", async () => {

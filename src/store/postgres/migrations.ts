@@ -24,6 +24,8 @@
  *    (text.ts), which keeps code-point order and prefixes. JSON text columns need
  *    nothing: `JSON.stringify` escapes NUL.
  *  - Instants and durations are `bigint` (milliseconds), read back as numbers.
+ *  - Migration 2 indexes what retention reads (`settledPromises`, `awaitedBy`):
+ *    settled promises by `(settled_at, id)`, callbacks by awaiter.
  */
 
 export interface Migration {
@@ -101,6 +103,14 @@ CREATE TABLE outbox (
   created_at BIGINT NOT NULL
 );
 CREATE INDEX outbox_by_address ON outbox (address, key);
+`,
+  },
+  {
+    version: 2,
+    name: "retention-indexes",
+    sql: `
+CREATE INDEX promises_by_settled ON promises (settled_at, id) WHERE settled_at IS NOT NULL;
+CREATE INDEX callbacks_by_awaiter ON callbacks (awaiter, awaited);
 `,
   },
 ];

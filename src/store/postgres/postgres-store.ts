@@ -28,6 +28,7 @@ import type {
   OutboxQuery,
   PromiseQuery,
   ScheduleQuery,
+  SettledQuery,
   StoredPromise,
   TaskQuery,
 } from "../../core/state.js";
@@ -403,6 +404,10 @@ async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
         ],
       );
     }
+    if (changes.deletedPromises.length > 0)
+      await client.query("DELETE FROM promises WHERE id = ANY($1::text[])", [changes.deletedPromises]);
+    if (changes.deletedTasks.length > 0)
+      await client.query("DELETE FROM tasks WHERE id = ANY($1::text[])", [changes.deletedTasks]);
     for (const schedule of changes.schedules) {
       await client.query(
         "INSERT INTO schedules (id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, " +
@@ -677,6 +682,31 @@ async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
         "SELECT awaited, awaiter FROM callbacks ORDER BY awaited, awaiter",
         [],
       );
+    case "settledPromises": {
+      const query = read.args[0] as SettledQuery;
+      const where = new Where();
+      where.add((p) => `settled_at IS NOT NULL AND settled_at < ${p}`, query.before);
+      if (query.after !== undefined) {
+        const { settledAt, id } = query.after;
+        where.add((p) => `settled_at >= ${p}`, settledAt);
+        // The parameter just added is the settledAt bound; the row comparison reuses it.
+        const settledAtParameter = `$${where.parameters.length}`;
+        where.add((p) => `(settled_at, id) > (${settledAtParameter}::bigint, ${p})`, id);
+      }
+      const limit = where.limit(query.limit);
+      return (
+        await rows<PromiseRow>(
+          `SELECT ${PROMISE_COLUMNS} FROM promises ${where} ORDER BY settled_at, id LIMIT ${limit}`,
+          where.parameters,
+        )
+      ).map(promiseFromRow);
+    }
+    case "awaitedBy":
+      return (
+        await rows<{ awaited: string }>("SELECT awaited FROM callbacks WHERE awaiter = $1 ORDER BY awaited", [
+          read.args[0] as string,
+        ])
+      ).map((row) => row.awaited);
     case "allListeners":
       return (
         await rows<{ awaited: string; address: string }>(

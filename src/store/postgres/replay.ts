@@ -10,7 +10,7 @@
  * m. A read made after the j-th apply is answered as of layer j:
  *  - point reads (`promise`, `task`, `schedule`, `callbacks`, `listeners`,
  *    `outboxEntry`) from the latest apply ≤ j that wrote the key (a reset counts
- *    as writing every key), else from a fetched observation of the key separated
+ *    as writing every key, a deletion writes "absent"), else from a fetched observation of the key separated
  *    from layer j by no apply that wrote it;
  *  - query reads (searches, `due`, `nextDueAt`, …) only from a fetch made at the
  *    same layer, where a layer opened by an empty apply is the one before it.
@@ -32,6 +32,7 @@ import type {
   OutboxQuery,
   PromiseQuery,
   ScheduleQuery,
+  SettledQuery,
   StateReader,
   StoredPromise,
   StoredSchedule,
@@ -80,6 +81,9 @@ function layerOf(changes: Changes): Layer {
   // Same order as the memory store's apply: later entries win.
   for (const promise of changes.promises) writes.set(pointKey("promise", promise.id), promise);
   for (const task of changes.tasks) writes.set(pointKey("task", task.id), task);
+  // Deletions apply after the upserts of the same change (state.ts, `Changes`).
+  for (const id of changes.deletedPromises) writes.set(pointKey("promise", id), undefined);
+  for (const id of changes.deletedTasks) writes.set(pointKey("task", id), undefined);
   for (const schedule of changes.schedules) writes.set(pointKey("schedule", schedule.id), schedule);
   for (const id of changes.deletedSchedules) writes.set(pointKey("schedule", id), undefined);
   for (const [awaited, awaiters] of changes.callbacks)
@@ -324,5 +328,13 @@ export class ReplayPass implements StoreTransaction {
 
   allListeners(): { awaited: string; address: string }[] {
     return this.query("allListeners", []);
+  }
+
+  settledPromises(query: SettledQuery): StoredPromise[] {
+    return this.query("settledPromises", [query]);
+  }
+
+  awaitedBy(awaiter: string): string[] {
+    return this.query("awaitedBy", [awaiter]);
   }
 }

@@ -16,6 +16,8 @@
  *    of `retryAt ?? expiresAt`, both written by the store with the row so that
  *    `promisesInBranch` and `due` walk an index instead of parsing JSON.
  *  - `promises.armed` is 0 or 1.
+ *  - Migration 2 indexes what retention reads (`settledPromises`, `awaitedBy`):
+ *    settled promises by `(settled_at, id)`, callbacks by awaiter.
  */
 
 export interface Migration {
@@ -91,6 +93,14 @@ CREATE TABLE outbox (
   created_at INTEGER NOT NULL
 );
 CREATE INDEX outbox_by_address ON outbox (address, key);
+`,
+  },
+  {
+    version: 2,
+    name: "retention-indexes",
+    sql: `
+CREATE INDEX promises_by_settled ON promises (settled_at, id) WHERE settled_at IS NOT NULL;
+CREATE INDEX callbacks_by_awaiter ON callbacks (awaiter, awaited);
 `,
   },
 ];

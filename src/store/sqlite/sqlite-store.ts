@@ -43,6 +43,7 @@ import type {
   OutboxQuery,
   PromiseQuery,
   ScheduleQuery,
+  SettledQuery,
   StoredPromise,
   StoredSchedule,
   StoredTask,
@@ -540,6 +541,19 @@ function prepareStatements(db: Database.Database) {
     allListeners: db.prepare<[], { awaited: string; address: string }>(
       "SELECT awaited, address FROM listeners ORDER BY awaited, address",
     ),
+    // Both walk an index of migration 2: promises_by_settled, callbacks_by_awaiter.
+    settledPromises: searchVariants<PromiseRow>(
+      db,
+      ["after"],
+      (has) =>
+        `SELECT ${PROMISE_COLUMNS} FROM promises ${whereClause([
+          "settled_at IS NOT NULL AND settled_at < @before",
+          has("after") && "(settled_at, id) > (@afterSettledAt, @afterId)",
+        ])} ORDER BY settled_at, id LIMIT @limit`,
+    ),
+    awaitedBy: db
+      .prepare<[string], string>("SELECT awaited FROM callbacks WHERE awaiter = ? ORDER BY awaited")
+      .pluck(),
 
     reset: ["promises", "tasks", "schedules", "callbacks", "listeners", "outbox"].map((table) =>
       db.prepare(`DELETE FROM ${table}`),
@@ -566,6 +580,8 @@ function prepareStatements(db: Database.Database) {
         "created_at = excluded.created_at, next_run_at = excluded.next_run_at, last_run_at = excluded.last_run_at",
     ),
     deleteSchedule: db.prepare("DELETE FROM schedules WHERE id = ?"),
+    deletePromise: db.prepare("DELETE FROM promises WHERE id = ?"),
+    deleteTask: db.prepare("DELETE FROM tasks WHERE id = ?"),
     deleteCallbacks: db.prepare("DELETE FROM callbacks WHERE awaited = ?"),
     insertCallback: db.prepare("INSERT INTO callbacks (awaited, awaiter) VALUES (?, ?)"),
     deleteListeners: db.prepare("DELETE FROM listeners WHERE awaited = ?"),
@@ -680,6 +696,8 @@ class SqliteTransaction implements StoreTransaction {
         task.retryAt ?? task.expiresAt ?? null,
       );
     }
+    for (const id of changes.deletedPromises) s.deletePromise.run(id);
+    for (const id of changes.deletedTasks) s.deleteTask.run(id);
     for (const schedule of changes.schedules) {
       s.upsertSchedule.run(
         schedule.id,
@@ -824,5 +842,22 @@ class SqliteTransaction implements StoreTransaction {
 
   allListeners(): { awaited: string; address: string }[] {
     return this.statements.allListeners.all();
+  }
+
+  settledPromises(query: SettledQuery): StoredPromise[] {
+    assertLimit(query.limit);
+    const { before, after } = query;
+    const statement = this.statements.settledPromises[variant(after !== undefined)];
+    assert(statement !== undefined, "settledPromises variant");
+    const parameters: Record<string, unknown> = { before, limit: query.limit };
+    if (after !== undefined) {
+      parameters.afterSettledAt = after.settledAt;
+      parameters.afterId = after.id;
+    }
+    return statement.all(parameters).map(promiseFromRow);
+  }
+
+  awaitedBy(awaiter: string): string[] {
+    return this.statements.awaitedBy.all(awaiter);
   }
 }
