@@ -2,7 +2,12 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { PledgeClient } from "../sdk/client.js";
 import type { Context } from "../sdk/engine/context.js";
 import type { Network } from "../sdk/network/network.js";
-import { assertInterruptionTransparent, InterruptionTransparencyError, simulate } from "./simulate.js";
+import {
+  assertInterruptionTransparent,
+  InterruptionTransparencyError,
+  type SimulatedOutcome,
+  simulate,
+} from "./simulate.js";
 
 /** A client that only holds registrations: `simulate` reads them and never uses its network (S1). */
 function registrations(): PledgeClient {
@@ -166,10 +171,40 @@ describe("simulate", () => {
   });
 
   it("a root that never settles once faults end is a liveness failure", async () => {
-    const report = await simulate(pledge(), "awaitsApproval", [5], { runs: 1, settleWithin: 60_000 });
+    const report = await simulate(pledge(), "awaitsApproval", [5], {
+      runs: 1,
+      steps: 500,
+      settleWithin: 60_000,
+    });
     expect(report.ok).toBe(false);
     expect(report.seeds[0]?.outcome).toEqual({ state: "pending" });
     expect(report.seeds[0]?.failure).toMatch(/^liveness: simulated did not settle within 60000 ms/);
+  });
+
+  it("a root that outlives its timeout is flagged: plain code never times out", async () => {
+    const report = await simulate(pledge(), "checkout", [["tea"]], { runs: 1, timeout: 30_000 });
+    expect(report.ok).toBe(false);
+    expect(report.seeds[0]?.outcome).toEqual({
+      state: "rejected",
+      error: "TimeoutError: promise simulated timed out",
+    });
+  });
+
+  it("a result that carries ctx.date.now() differs from the plain run unless equal says what matters", async () => {
+    const stamped = async (ctx: Context, item: string) => ({
+      at: await ctx.date.now(),
+      price: await ctx.run(price, item),
+    });
+    const client = pledge();
+    client.register("stamped", stamped);
+    expect((await simulate(client, stamped, ["tea"], { runs: 2 })).ok).toBe(false);
+    const priceOnly = (outcome: SimulatedOutcome) =>
+      outcome.state === "resolved" ? (outcome.value as { price: number }).price : outcome;
+    const report = await simulate(client, stamped, ["tea"], {
+      runs: 2,
+      equal: (outcome, reference) => priceOnly(outcome) === priceOnly(reference),
+    });
+    expect(report.ok, report.summary).toBe(true);
   });
 
   it("a name nobody registered is refused before anything runs", async () => {

@@ -9,8 +9,9 @@
  * dependencies registered on the user's `Pledge`, a starter that starts the root
  * with `beginRpc`, and, when `external` is given, a settler that settles pending
  * `ctx.promise`s. Faults run for `steps` kernel events (or until the root
- * settles), then `calm()` ends them and the root must settle within
- * `settleWithin` ms of simulated time (liveness). Leaf `ctx.run` bodies run for
+ * settles), paced by events rather than by time, then `calm()` ends them and
+ * the root must settle within `settleWithin` ms of simulated time after the
+ * calm and after its last durable sleep (liveness). Leaf `ctx.run` bodies run for
  * real, in this process, with no crash point inside them (`crashInStep` stays
  * 0): a step re-runs when a crash or a lost message lands between its effect
  * and its recorded result.
@@ -48,6 +49,7 @@ import {
   PromiseSettledError,
   type RegisteredFunction,
 } from "../sdk/engine/execution.js";
+import { options as callOptions, type Options } from "../sdk/options.js";
 import type { ShellConfig } from "../server/shell.js";
 import { MemoryStore } from "../store/memory-store.js";
 import { Kernel } from "./kernel.js";
@@ -76,13 +78,15 @@ export interface SimulateOptions {
   equal?: (outcome: SimulatedOutcome, reference: SimulatedOutcome) => boolean;
   /** The root execution's id (default `simulated`); its calls are `<id>.1`, `<id>.2`… */
   id?: string;
-  /** Kernel events run under faults before calm (default 3000). */
+  /** The root's timeout in ms, as `ctx.options({ timeout })` (default the SDK's: a day). */
+  timeout?: number;
+  /** Kernel events run under faults before calm (default 10000); a simulated day of sleep costs ~1500. */
   steps?: number;
   /** Worker processes per group (default 2). */
   workers?: number;
   /** More worker groups that run the same functions (for `ctx.options({ target })`). */
   groups?: string[];
-  /** Simulated ms after calm within which the root must settle (default one hour). */
+  /** Simulated ms after calm (and after its last sleep) within which the root must settle (default 1 h). */
   settleWithin?: number;
   /** Receives the kernel's trace lines (verbose: one per event). */
   trace?: (line: string) => void;
@@ -123,10 +127,22 @@ export class InterruptionTransparencyError extends Error {
 }
 
 const TTL_MS = 10_000;
-/** Faults tick often: a user's workflow may finish in a few hundred simulated ms. */
-const FAULT_TICK_MS = 50;
+/**
+ * Faults are paced by activity, not by simulated time: a chance of a fault tick
+ * after each event, so a workflow that sleeps a day meets faults after its sleep
+ * too, without a day of idle ticks.
+ */
+const FAULT_TICK_PER_EVENT = 0.25;
+/** The settler looks for pending promises this often, backing off to the maximum while it finds none. */
 const SETTLE_EVERY_MS = 200;
-const SHELL: ShellConfig = { debug: false, retryTimeoutMs: 5_000, unblockTtlMs: 60 * 60 * 1000 };
+const SETTLE_EVERY_MS_MAX = 60_000;
+/** A repair loop every minute (not every second) keeps long sleeps cheap; timers still fire when due. */
+const SHELL: ShellConfig = {
+  debug: false,
+  retryTimeoutMs: 5_000,
+  unblockTtlMs: 60 * 60 * 1000,
+  maintenanceIntervalMs: 60_000,
+};
 /** S2: a real macrotask every so many events, so real I/O in leaf bodies can finish. */
 const REAL_TURN_EVERY_STEPS = 256;
 /** S2: real macrotasks granted, with one event each, once the bound is reached, before "stuck". */
@@ -138,8 +154,10 @@ interface Plan {
   func: string;
   fn: DurableFunction;
   args: unknown[];
-  group: string;
+  /** The user's group first: the root runs there. */
   groups: string[];
+  /** The root call's options: its group, its timeout. */
+  call: Options;
   functions: RegisteredFunction[];
   dependencies: ReadonlyMap<string, unknown>;
 }
@@ -205,17 +223,13 @@ function planOf(
     if (func.length === 0) throw new TypeError("simulate: the function has no name; register it first");
     if (found === undefined) all.push({ name: func, version: 1, fn });
   }
+  const id = options.id ?? "simulated";
   const groups = [group, ...(options.groups ?? []).filter((other) => other !== group)];
-  return {
-    id: options.id ?? "simulated",
-    func,
-    fn,
-    args: [...args],
-    group,
-    groups,
-    functions: all,
-    dependencies,
-  };
+  const call = callOptions({
+    target: group,
+    ...(options.timeout !== undefined && { timeout: options.timeout }),
+  });
+  return { id, func, fn, args: [...args], groups, call, functions: all, dependencies };
 }
 
 async function referenceOf(plan: Plan, options: SimulateOptions): Promise<SimulatedOutcome> {
@@ -245,9 +259,12 @@ async function simulateSeed(
   const kernel = new Kernel({ seed, ...(options.trace !== undefined && { onTrace: options.trace }) });
   let root: StoredPromise | undefined;
   let nondeterminism: string | undefined;
+  /** The latest instant a durable sleep waits for: liveness is judged after it. */
+  let lastTimerAt = 0;
   const disk = new MemoryStore();
   const store = observeStore(disk, {
     promiseWritten(_before, after) {
+      if (after.tags[TAG.timer] === "true") lastTimerAt = Math.max(lastTimerAt, after.timeoutAt);
       if (after.state === "pending") return;
       if (after.id === plan.id) root ??= after;
       if (after.state === "rejected" && nondeterminism === undefined) {
@@ -261,30 +278,34 @@ async function simulateSeed(
       ? NO_FAULTS
       : { ...drawFaults(kernel.random.fork("plan")), ...(options.faults ?? {}) };
   kernel.trace(`seed ${seed} faults ${JSON.stringify(faults)}`);
-  const world = new World({ kernel, store, shell: SHELL, faults, ttlMs: TTL_MS, faultTickMs: FAULT_TICK_MS });
+  const world = new World({ kernel, store, shell: SHELL, faults, ttlMs: TTL_MS, periodicFaults: false });
   for (const group of plan.groups)
     for (let index = 1; index <= (options.workers ?? 2); index++)
       world.spawn(`${group}-worker-${index}`, group, (process) => install(process, plan));
   let startFailure: string | undefined;
   world.spawn("starter", "pledge-simulate-starter", ({ client }) => {
     // Again after each restart: creating the root is idempotent by id.
-    client
-      .beginRpc(plan.id, plan.func, ...plan.args, client.options({ target: plan.group }))
-      .catch((error: unknown) => {
-        startFailure ??= `the root could not be started: ${describeError(toError(error))}`;
-      });
+    client.beginRpc(plan.id, plan.func, ...plan.args, plan.call).catch((error: unknown) => {
+      startFailure ??= `the root could not be started: ${describeError(toError(error))}`;
+    });
   });
   const { external } = options;
   if (external !== undefined)
     world.spawn("settler", "pledge-simulate-settler", (process) => settleLatent(process, external));
 
   const finished = () => root !== undefined || startFailure !== undefined;
-  const chaosSteps = options.steps ?? 3_000;
-  await runEvents(kernel, () => finished() || kernel.steps >= chaosSteps);
+  const chaosSteps = options.steps ?? 10_000;
+  const pace = kernel.random.fork("pace");
+  await runEvents(kernel, () => finished() || kernel.steps >= chaosSteps, {
+    afterEvent: () => pace.bool(FAULT_TICK_PER_EVENT) && world.faultTickNow(),
+  });
   world.calm();
   const settleWithin = options.settleWithin ?? 60 * 60 * 1000;
-  const calmUntil = kernel.now + settleWithin;
-  await runEvents(kernel, finished, () => kernel.now > calmUntil);
+  const calmAt = kernel.now;
+  // A sleep the function asked for is not a liveness failure: the bound starts after the last one.
+  await runEvents(kernel, finished, {
+    bounded: () => kernel.now > Math.max(calmAt, lastTimerAt) + settleWithin,
+  });
   await disk.close();
 
   const outcome: SimulatedOutcome = root === undefined ? { state: "pending" } : outcomeOf(root);
@@ -292,7 +313,8 @@ async function simulateSeed(
     kernel.failed?.message ??
     startFailure ??
     (root === undefined
-      ? `liveness: ${plan.id} did not settle within ${settleWithin} ms of simulated time after faults ended`
+      ? `liveness: ${plan.id} did not settle within ${settleWithin} ms of simulated time after faults ended` +
+        (lastTimerAt > calmAt ? " and its last sleep was due" : "")
       : undefined);
   const equal = options.equal ?? ((a, b) => canonical(a) === canonical(b));
   return {
@@ -314,7 +336,11 @@ async function simulateSeed(
  * reached (or no event is left), a few real macrotasks are granted, one event
  * each, for real I/O to finish (S2); without it, an empty queue ends the run.
  */
-async function runEvents(kernel: Kernel, done: () => boolean, bounded?: () => boolean): Promise<void> {
+async function runEvents(
+  kernel: Kernel,
+  done: () => boolean,
+  { bounded, afterEvent }: { bounded?: () => boolean; afterEvent?: () => void } = {},
+): Promise<void> {
   let lastTurn = kernel.steps;
   let grace = 0;
   while (!done() && kernel.failed === undefined) {
@@ -328,7 +354,7 @@ async function runEvents(kernel: Kernel, done: () => boolean, bounded?: () => bo
       grace += 1;
       await realTurn();
     }
-    await kernel.step();
+    if ((await kernel.step()) && afterEvent !== undefined) afterEvent();
   }
 }
 
@@ -350,28 +376,29 @@ function settleLatent(process: SimProcess, external: NonNullable<SimulateOptions
       kind: "promise.search",
       data: { state: "pending", tags: { [TAG.external]: "true" }, limit: 100 },
     });
-    if (response.status !== 200) return;
-    for (const record of (response.data as { promises: PromiseRecord[] }).promises) {
+    if (response.status !== 200) return false;
+    const found = (response.data as { promises: PromiseRecord[] }).promises;
+    for (const record of found) {
       const settings = { id: record.id, tags: userTags(record.tags) };
-      let outcome: PlainOutcome;
-      try {
-        outcome = await external(settings, record.id);
-      } catch (error) {
-        outcome = { state: "rejected", error: toError(error) };
-      }
+      const outcome: PlainOutcome = await Promise.resolve()
+        .then(() => external(settings, record.id))
+        .catch((error: unknown) => ({ state: "rejected", error: toError(error) }));
       if (outcome.state === "resolved") await client.promises.resolve(record.id, outcome.value);
       else await client.promises.reject(record.id, outcome.error);
     }
+    return found.length > 0;
   };
   // A failed round (a crash, a refused settle) is simply tried again next round.
+  let delayMs = SETTLE_EVERY_MS;
   const again = () =>
-    process.schedule(
-      SETTLE_EVERY_MS,
-      () =>
-        void settleAll()
-          .catch(() => {})
-          .finally(again),
-    );
+    process.schedule(delayMs, () => {
+      void settleAll()
+        .then((busy) => {
+          delayMs = busy ? SETTLE_EVERY_MS : Math.min(2 * delayMs, SETTLE_EVERY_MS_MAX);
+        })
+        .catch(() => {})
+        .finally(again);
+    });
   again();
 }
 
