@@ -80,7 +80,7 @@ export interface SimulateOptions {
   id?: string;
   /** The root's timeout in ms, as `ctx.options({ timeout })` (default the SDK's: a day). */
   timeout?: number;
-  /** Kernel events run under faults before calm (default 10000); a simulated day of sleep costs ~1500. */
+  /** Kernel events run under faults before calm (default 10000); an hour of sleep costs ~2500. */
   steps?: number;
   /** Worker processes per group (default 2). */
   workers?: number;
