@@ -4,8 +4,8 @@
  */
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { FAULT_KINDS, type FaultKind } from "../../src/testing/network.js";
 import { runSeed } from "../../sim/run.js";
+import { FAULT_KINDS, type FaultKind } from "../../src/testing/network.js";
 
 async function tracedRun(seed: number, store: "memory" | "sqlite") {
   const lines: string[] = [];
