@@ -23,6 +23,12 @@ export interface ServeOptions {
   retryTimeoutMs: number;
   /** How long an undelivered `unblock` waits in the outbox. Default 1 hour. */
   unblockTtlMs: number;
+  /**
+   * Settled promises (with their tasks) older than this are deleted in the
+   * background (`--retain`); undefined, the default, keeps them forever. An id is
+   * idempotent only while its record exists.
+   */
+  retainMs?: number;
   /** Log level for pino: `fatal`…`trace`, or `silent`. Default `info`. */
   logLevel: string;
   /** Public URL put in `execute` messages' `head.serverUrl`; default derived from host and port. */

@@ -56,6 +56,8 @@ export interface ShellSettings {
   debug: boolean;
   retryTimeoutMs: number;
   unblockTtlMs: number;
+  /** Background retention of settled records (`--retain`); undefined keeps them forever. */
+  retainMs?: number;
   /** Put in `execute` messages; read when each is built, so it may be set after listening. */
   serverUrl: () => string | undefined;
 }
@@ -80,6 +82,7 @@ export function createShell(
       debug: settings.debug,
       retryTimeoutMs: settings.retryTimeoutMs,
       unblockTtlMs: settings.unblockTtlMs,
+      ...(settings.retainMs !== undefined && { retainMs: settings.retainMs }),
       get serverUrl() {
         return settings.serverUrl();
       },
@@ -154,6 +157,7 @@ export async function startServer(
       debug: options.debug,
       retryTimeoutMs: options.retryTimeoutMs,
       unblockTtlMs: options.unblockTtlMs,
+      ...(options.retainMs !== undefined && { retainMs: options.retainMs }),
       serverUrl: () => url,
     },
     logger,
@@ -169,7 +173,15 @@ export async function startServer(
   url = http.url;
   (store as { setOwnerUrl?: (url: string) => void }).setOwnerUrl?.(url);
   shell.start();
-  logger.info({ url, store: store.description, debug: options.debug }, "pledge server listening");
+  logger.info(
+    {
+      url,
+      store: store.description,
+      debug: options.debug,
+      ...(options.retainMs !== undefined && { retainMs: options.retainMs }),
+    },
+    "pledge server listening",
+  );
   let closing: Promise<void> | undefined;
   return {
     url: http.url,

@@ -14,6 +14,9 @@
  *  H4  Server events (`events`, `GET /events`) are described inside the item's
  *      transaction only when someone listens, and published after its commit
  *      (E1, E2 in `events.ts`).
+ *  H5  Retention (`retainMs`) runs in the background, one bounded batch per
+ *      transaction of its own (`alone`, like sweeps), never while paused; with no
+ *      `retainMs` nothing is ever deleted.
  */
 
 import { emptyChanges, type OutboxEntry } from "../core/state.js";
@@ -27,6 +30,7 @@ import { addressesOf, type Connection, ConnectionRegistry, parseAddress } from "
 import { describeChanges, EventHub } from "./events.js";
 import { ServerMetrics } from "./metrics.js";
 import { type Defer, Processor } from "./processor.js";
+import { type RetentionTotals, retentionIntervalMs, runRetention } from "./retention.js";
 
 export interface ShellConfig extends CoreConfig {
   debug: boolean;
@@ -34,6 +38,10 @@ export interface ShellConfig extends CoreConfig {
   unblockTtlMs: number;
   /** Interval of the repair loop (sweep + outbox redelivery). */
   maintenanceIntervalMs?: number;
+  /** Settled records older than this are deleted in the background (H5); undefined keeps them forever. */
+  retainMs?: number;
+  /** Interval of the retention loop; default `retentionIntervalMs(retainMs)`. */
+  retentionIntervalMs?: number;
 }
 
 export interface ShellDependencies {
@@ -67,6 +75,8 @@ export class ServerShell {
   private sweepAt: number | undefined;
   private maintenanceTimer: unknown;
   private sweeping = false;
+  private retentionTimer: unknown;
+  private retaining = false;
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly timers: Timers;
@@ -105,6 +115,10 @@ export class ServerShell {
     this.scheduleMaintenance();
     void this.sweepNow();
     void this.redeliver();
+    if (this.config.retainMs !== undefined) {
+      void this.retainNow();
+      this.scheduleRetention();
+    }
   }
 
   /** Stops the loops and waits for work already queued, so the store can close after. */
@@ -112,6 +126,7 @@ export class ServerShell {
     this.closed = true;
     this.timers.clearTimeout(this.sweepTimer);
     this.timers.clearTimeout(this.maintenanceTimer);
+    this.timers.clearTimeout(this.retentionTimer);
     await this.processor.idle();
   }
 
@@ -322,6 +337,47 @@ export class ServerShell {
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /**
+   * Deletes settled records older than `retainMs` (H5), in bounded batches until
+   * none is left; answers what it removed (undefined when it did not run).
+   */
+  async retainNow(): Promise<RetentionTotals | undefined> {
+    const retainMs = this.config.retainMs;
+    if (retainMs === undefined || this.paused || this.closed || this.retaining) return undefined;
+    this.retaining = true;
+    try {
+      const totals = await runRetention(
+        (work) => this.processor.submit({ alone: true, run: (tx) => ({ result: work(tx), messages: [] }) }),
+        {
+          settledBefore: this.clock.now() - retainMs,
+          now: () => this.clock.now(),
+          stopped: () => this.paused || this.closed,
+        },
+      );
+      if (totals.promises > 0 || totals.tasks > 0)
+        this.logger.info(
+          { promises: totals.promises, tasks: totals.tasks, kept: totals.kept, batches: totals.batches },
+          "retention removed settled records",
+        );
+      return totals;
+    } catch (error) {
+      if (error instanceof AssertionError) this.fatal(error);
+      else this.logger.warn({ err: error }, "retention failed; will retry");
+      return undefined;
+    } finally {
+      this.retaining = false;
+    }
+  }
+
+  private scheduleRetention(): void {
+    const retainMs = this.config.retainMs;
+    if (this.closed || retainMs === undefined) return;
+    this.retentionTimer = this.timers.setTimeout(() => {
+      void this.retainNow();
+      this.scheduleRetention();
+    }, this.config.retentionIntervalMs ?? retentionIntervalMs(retainMs));
   }
 
   /** A violated invariant: stop everything; never keep sweeping on corrupt state. */
