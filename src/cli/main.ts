@@ -27,6 +27,7 @@ const exitCode = await runCli(process.argv.slice(2), {
   env: process.env,
   now: () => Date.now(),
   waitForStop,
+  stderrIsTty: process.stderr.isTTY === true,
 });
 process.exitCode = exitCode;
 // Output is flushed by a natural exit; should a closed server leave a stray handle

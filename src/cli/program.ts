@@ -12,6 +12,7 @@ import { Command, CommanderError, Option } from "commander";
 import type { Environment } from "./args.js";
 import { addClientCommands } from "./commands.js";
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationError, oneLine, UsageError } from "./errors.js";
+import { addGcCommand, IDEMPOTENCE_NOTE } from "./gc.js";
 import { LOG_LEVELS, resolveServeOptions, runServe, type ServeFlags } from "./serve.js";
 import { addLiveCommands } from "./tail.js";
 
@@ -22,6 +23,8 @@ export interface CliIo {
   now(): number;
   /** Resolves when the process is asked to stop; `serve` and `tail` wait on it. */
   waitForStop(): Promise<string>;
+  /** Whether stderr is a terminal (`gc` shows progress only then). */
+  stderrIsTty?: boolean;
 }
 
 function packageVersion(): string {
@@ -68,7 +71,7 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option("--unblock-ttl <duration>", `how long an undelivered unblock waits ${env("UNBLOCK_TTL", "1h")}`)
     .option(
       "--retain <duration>",
-      "keep settled records this long (env PLEDGE_RETAIN; not available yet: refused)",
+      `delete settled promises and their tasks this long after they settle, checked in the background ${env("RETAIN", "keep forever")}; ${IDEMPOTENCE_NOTE}`,
     )
     .addOption(
       new Option("--log-level <level>", `log level ${env("LOG_LEVEL", "info")}`).choices([...LOG_LEVELS]),
@@ -80,6 +83,7 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
 
   addClientCommands(program, io);
   addLiveCommands(program, io);
+  addGcCommand(program, io);
   return program;
 }
 

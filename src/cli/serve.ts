@@ -6,9 +6,10 @@
  * I2. A non-loopback host without an auth token is refused (exit 2) unless
  *     `--insecure` (or `PLEDGE_INSECURE`) says so; nothing is started then.
  * I3. Every value is validated before the server starts; garbage is never
- *     silently accepted; `--retain` is validated, then refused, since retention
- *     is not implemented yet (a flag that does nothing would mislead).
+ *     silently accepted. `--retain` (a positive duration) turns on background
+ *     retention; without it settled records are kept forever.
  */
+import { formatDuration } from "../lib/duration.js";
 import { DEFAULT_SERVE_OPTIONS, type ServeOptions } from "../node/options.js";
 import {
   booleanArgument,
@@ -41,8 +42,6 @@ const SYNC_MODES = ["full", "normal"] as const;
 
 export interface ResolvedServe {
   options: ServeOptions;
-  /** `--retain`, validated; retention itself is not implemented yet, so nothing reads it. */
-  retainMs: number | undefined;
 }
 
 /** Flag name (camelCase, as commander gives it) → `--flag` and `PLEDGE_FLAG`. */
@@ -100,11 +99,7 @@ export function resolveServeOptions(flags: ServeFlags, env: Environment): Resolv
   const authToken = text("authToken")?.value;
   if (authToken !== undefined && authToken !== "") options.authToken = authToken;
   const retainMs = parsed("retain", positiveDuration);
-  // Refused rather than ignored: a user who asks for retention must not believe it runs.
-  if (retainMs !== undefined)
-    throw new UsageError(
-      "--retain (PLEDGE_RETAIN): automatic retention is not available in this build yet; settled records are kept forever",
-    );
+  if (retainMs !== undefined) options.retainMs = retainMs;
 
   // I2
   if (!isLoopbackHost(options.host) && options.authToken === undefined && !options.insecure) {
@@ -113,7 +108,7 @@ export function resolveServeOptions(flags: ServeFlags, env: Environment): Resolv
         "set --auth-token (or PLEDGE_AUTH_TOKEN), or pass --insecure",
     );
   }
-  return { options, retainMs };
+  return { options };
 }
 
 /** `localhost`, `127.x.x.x`, `::1` (bracketed or not) and the IPv4-mapped loopback. */
@@ -149,7 +144,8 @@ export async function runServe(resolved: ResolvedServe, io: ServeIo): Promise<nu
   }
   const auth = options.authToken === undefined ? "" : ", auth on";
   const debug = options.debug ? ", debug on" : "";
-  io.stdout(`pledge serving ${server.url} (store ${options.store}${auth}${debug})\n`);
+  const retain = options.retainMs === undefined ? "" : `, retain ${formatDuration(options.retainMs)}`;
+  io.stdout(`pledge serving ${server.url} (store ${options.store}${auth}${debug}${retain})\n`);
   await stop;
   try {
     await server.close();

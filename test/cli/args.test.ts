@@ -36,13 +36,13 @@ function promise(id: string, overrides: Partial<PromiseRecord> = {}): PromiseRec
 
 describe("serve options", () => {
   it("defaults to DEFAULT_SERVE_OPTIONS when no flag or variable is given", () => {
-    const { options, retainMs } = resolveServeOptions({}, {});
+    const { options } = resolveServeOptions({}, {});
     expect(options).toEqual(DEFAULT_SERVE_OPTIONS);
-    expect(retainMs).toBeUndefined();
+    expect(options.retainMs).toBeUndefined();
   });
 
   it("reads every flag into milliseconds and bytes", () => {
-    const { options, retainMs } = resolveServeOptions(
+    const { options } = resolveServeOptions(
       {
         port: "9001",
         host: "localhost",
@@ -72,12 +72,13 @@ describe("serve options", () => {
       unblockTtlMs: 30 * 60_000,
       logLevel: "warn",
     });
-    expect(retainMs).toBeUndefined();
   });
 
-  it("refuses a valid --retain, since retention is not implemented yet", () => {
-    expect(() => resolveServeOptions({ retain: "7d" }, {})).toThrow(/--retain .*not available/);
-    expect(() => resolveServeOptions({}, { PLEDGE_RETAIN: "7d" })).toThrow(/not available/);
+  it("reads --retain (or PLEDGE_RETAIN) into retainMs; absent, settled records are kept forever", () => {
+    expect(resolveServeOptions({ retain: "7d" }, {}).options.retainMs).toBe(7 * 24 * 3_600_000);
+    expect(resolveServeOptions({}, { PLEDGE_RETAIN: "90m" }).options.retainMs).toBe(90 * 60_000);
+    expect(resolveServeOptions({ retain: "1h" }, { PLEDGE_RETAIN: "90m" }).options.retainMs).toBe(3_600_000);
+    expect(resolveServeOptions({}, {}).options).not.toHaveProperty("retainMs");
   });
 
   it("reads PLEDGE_<FLAG> variables, and a flag wins over its variable", () => {
@@ -121,6 +122,7 @@ describe("serve options", () => {
     [{}, { PLEDGE_RETRY_TIMEOUT: "5x" }, "PLEDGE_RETRY_TIMEOUT"],
     [{}, { PLEDGE_INSECURE: "maybe" }, "PLEDGE_INSECURE"],
     [{}, { PLEDGE_RETAIN: "1w" }, "PLEDGE_RETAIN"],
+    [{ retain: "0s" }, {}, "--retain"],
   ])("refuses garbage %j %j naming %s", (flags, env, source) => {
     expect(() => resolveServeOptions(flags, env)).toThrow(UsageError);
     expect(() => resolveServeOptions(flags, env)).toThrow(source);
