@@ -1303,8 +1303,10 @@ describe.each(ENGINES)("the %s engine", (engine) => {
     async function drift(
       name: string,
       make: (version: 1 | 2) => (ctx: Context) => unknown,
+      setup?: (h: ReturnType<typeof server>) => void,
     ): Promise<{ error: Error; root: string }> {
       const h = server();
+      setup?.(h);
       const pledge = h.client();
       let version: 1 | 2 = 1;
       const v1 = make(1);
@@ -1313,6 +1315,8 @@ describe.each(ENGINES)("the %s engine", (engine) => {
       const root = id(name);
       const gate = `${root}.gate`;
       const handle = await pledge.beginRun(root, name);
+      // Suspended on the gate itself (not on an earlier remote call that settles soon after).
+      await until(() => h.record(gate) !== undefined, `${gate} to be created`);
       await taskSuspended(h, root);
       version = 2;
       await pledge.promises.resolve(gate, "go");
@@ -1354,6 +1358,33 @@ describe.each(ENGINES)("the %s engine", (engine) => {
               else yield* ctx.rpc("work");
               return yield* ctx.promise({ id: `${ctx.id}.gate` });
             },
+      );
+      expect(error.name).toBe("NondeterminismError");
+      expect(error.message).toContain(`at ${root}.1`);
+      expect(error.message).toMatch(/remote/);
+      expect(error.message).toMatch(/local/);
+    });
+
+    it("fails the execution with a NondeterminismError when a remote call becomes a local call", async () => {
+      // The remote child's record is not preloaded: the mismatch shows only in the create's answer.
+      const work = () => "local";
+      const elsewhere = (h: ReturnType<typeof server>) =>
+        h.client("elsewhere").register("work", () => "remote");
+      const { error, root } = await drift(
+        "changedKindBack",
+        (version) =>
+          isAsync
+            ? async (ctx: Context) => {
+                if (version === 1) await ctx.rpc("work", ctx.options({ target: "elsewhere" }));
+                else await ctx.run(work);
+                return ctx.promise({ id: `${ctx.id}.gate` });
+              }
+            : function* (ctx: Context) {
+                if (version === 1) yield* ctx.rpc("work", ctx.options({ target: "elsewhere" }));
+                else yield* ctx.run(work);
+                return yield* ctx.promise({ id: `${ctx.id}.gate` });
+              },
+        elsewhere,
       );
       expect(error.name).toBe("NondeterminismError");
       expect(error.message).toContain(`at ${root}.1`);

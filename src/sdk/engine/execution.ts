@@ -364,7 +364,8 @@ export class Execution implements FutureObserver {
     void (async () => {
       if (recorded === undefined) {
         const created = await this.track(() => this.fenceCreate({ id, timeoutAt, param, tags }));
-        if (created === undefined) return;
+        // Not preloaded (a remote child's record, say): the create answers what is recorded (X2).
+        if (created === undefined || !this.matches(created, "local", name, future)) return;
         if (created.state !== "pending") {
           this.settleFrom(future, created);
           return;
