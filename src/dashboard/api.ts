@@ -98,30 +98,54 @@ export interface LiveHandlers {
   /** The stream (re)opened; after a reconnect, events may have been missed: re-read. */
   onOpen(reconnected: boolean): void;
   onStatus(status: LiveStatus): void;
+  /** The server refused the stream (a 401 once the token changed, a 503); it is tried again shortly. */
+  onRefused(): void;
 }
 
-/** Follows `/events`; the browser reconnects by itself. Answers the function that stops it. */
+/**
+ * Follows `/events`. The browser reconnects by itself after a lost connection;
+ * after an HTTP error (a 401 once the token changed, a 503) it gives up, so this
+ * opens a new stream a little later. Answers the function that stops it.
+ */
 export function followEvents(token: string | undefined, handlers: LiveHandlers): () => void {
   const url = token === undefined ? "./events" : `./events?token=${encodeURIComponent(token)}`;
-  const source = new EventSource(url);
+  let source: EventSource | undefined;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
   let opened = false;
+  const open = (): void => {
+    const current = new EventSource(url);
+    source = current;
+    current.onopen = () => {
+      handlers.onStatus("live");
+      handlers.onOpen(opened);
+      opened = true;
+    };
+    current.onerror = () => {
+      handlers.onStatus("reconnecting");
+      if (current.readyState !== EventSource.CLOSED || stopped) return;
+      handlers.onRefused();
+      retry = setTimeout(open, RETRY_AFTER_HTTP_ERROR_MS);
+    };
+    current.onmessage = (message: MessageEvent<string>) => {
+      let frame: unknown;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      if (typeof frame !== "object" || frame === null) return;
+      if ((frame as { kind?: unknown }).kind === "events.hello") return;
+      handlers.onEvent(frame as ServerEvent);
+    };
+  };
   handlers.onStatus("connecting");
-  source.onopen = () => {
-    handlers.onStatus("live");
-    handlers.onOpen(opened);
-    opened = true;
+  open();
+  return () => {
+    stopped = true;
+    clearTimeout(retry);
+    source?.close();
   };
-  source.onerror = () => handlers.onStatus("reconnecting");
-  source.onmessage = (message: MessageEvent<string>) => {
-    let frame: unknown;
-    try {
-      frame = JSON.parse(message.data);
-    } catch {
-      return;
-    }
-    if (typeof frame !== "object" || frame === null) return;
-    if ((frame as { kind?: unknown }).kind === "events.hello") return;
-    handlers.onEvent(frame as ServerEvent);
-  };
-  return () => source.close();
 }
+
+const RETRY_AFTER_HTTP_ERROR_MS = 2000;

@@ -291,6 +291,12 @@ function Dashboard({ request, token, onUnauthorized, onForget }: DashboardProps)
       followEvents(token, {
         onEvent,
         onStatus: setStatus,
+        // An EventSource does not say why it was refused: a request does (a 401 locks the page, A1).
+        onRefused: () => {
+          request("promise.search", { limit: 1 }).catch((error: unknown) => {
+            if (error instanceof Unauthorized) onUnauthorized();
+          });
+        },
         onOpen: (reconnected) => {
           if (!reconnected) return;
           const { tree: shown, selectedId: selected, query: last } = latest.current;
@@ -300,7 +306,7 @@ function Dashboard({ request, token, onUnauthorized, onForget }: DashboardProps)
           setSchedulesVersion((version) => version + 1);
         },
       }),
-    [token, onEvent, search, openTree],
+    [token, onEvent, search, openTree, request, onUnauthorized],
   );
 
   // Durations of pending promises tick.

@@ -11,6 +11,7 @@ import { Pledge } from "../../src/index.js";
 import { DEFAULT_SERVE_OPTIONS, type RunningServer } from "../../src/node/options.js";
 import { startServer } from "../../src/node/serve.js";
 import type { Context } from "../../src/sdk/engine/context.js";
+import { freePort } from "../server/helpers.js";
 import {
   artifactPath,
   type Browser,
@@ -202,5 +203,36 @@ describe.skipIf(!run)("the dashboard in Debian's chromium", () => {
     await page.locator('input[type="password"]').press("Enter");
     await page.locator('.results [data-promise-id="secret-promise"]').waitFor();
     await page.locator(".live-live").waitFor();
+  });
+
+  test("after the server restarts the page is live again by itself; restarted with another token, it asks for the token again", async () => {
+    const port = await freePort();
+    const options = { ...DEFAULT_SERVE_OPTIONS, store: "memory", port, logLevel: "silent" } as const;
+    let server: RunningServer | undefined = await startServer({ ...options, authToken: "first" });
+    cleanups.push(async () => server?.close());
+    const page = await (browser as Browser).context.newPage();
+    cleanups.push(() => page.close());
+    await page.goto(`${server.url}/`);
+    await page.locator('input[type="password"]').fill("first");
+    await page.locator('input[type="password"]').press("Enter");
+    await page.locator(".live-live").waitFor();
+
+    await server.close();
+    await page.locator(".live-reconnecting").waitFor();
+    server = await startServer({ ...options, authToken: "first" });
+    await page.locator(".live-live").waitFor({ timeout: 10_000 });
+    await call(
+      server.url,
+      "promise.create",
+      { id: "after-restart", timeoutAt: Date.now() + 600_000 },
+      "first",
+    );
+    await page.locator('input[type="search"]').press("Enter");
+    await page.locator('.results [data-promise-id="after-restart"]').waitFor();
+
+    await server.close();
+    server = await startServer({ ...options, authToken: "second" });
+    await page.locator('input[type="password"]').waitFor({ timeout: 10_000 });
+    expect(await page.locator('input[type="search"]').count()).toBe(0);
   });
 });
