@@ -145,6 +145,17 @@ export const MUTANTS: Mutant[] = [
     ],
   },
   {
+    name: "deliver-to-other-group",
+    breaks: "when no connection of the target group is live, delivery falls back to any connection",
+    patches: [
+      {
+        file: "src/server/delivery.ts",
+        find: `    const connections = this.groups.get(route.group) ?? [];`,
+        replace: `    const connections = this.groups.get(route.group) ?? [...this.groups.values()].flat();`,
+      },
+    ],
+  },
+  {
     name: "lease-tenth",
     breaks: "a lease expires after a tenth of its ttl, while its holder is alive and heartbeating",
     patches: [
