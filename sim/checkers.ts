@@ -16,13 +16,20 @@
  *     `resonate:target`; every queued `unblock` names a settled promise; callbacks
  *     only for targeted awaiters on external awaited promises; listeners only on
  *     external promises; a suspended task is registered on some promise.
+ *     Reads project (§3.1): no answer shows a promise pending at or past its
+ *     deadline; and reads never go back: once an answer showed a promise
+ *     settled, no later answer shows it pending.
+ *  l  Leases last their ttl: an answered acquire leaves the task held until at
+ *     least arrival + ttl, and so does an answered heartbeat for every task it
+ *     names that the sender still holds; an `execute` reaches only a process
+ *     of its task's target group.
  *  r  Recording determinism: every run of a step got the same arguments (a
  *     recorded random number included).
  * (a, e and f are checked by `run.ts`: they need the reference, the clock and
  * the request log.)
  */
 import type { Changes, StoredPromise, StoredTask } from "../src/core/state.js";
-import { isExternal, type PromiseRecord, TAG } from "../src/protocol/records.js";
+import { isExternal, type OutgoingMessage, type PromiseRecord, TAG } from "../src/protocol/records.js";
 import type { Request, Response } from "../src/protocol/requests.js";
 import type { NetworkRequest } from "../src/sdk/network/network.js";
 import type { StoreTransaction } from "../src/store/store.js";
@@ -45,7 +52,16 @@ export class Checker implements StoreObserver, NetworkObserver {
   /** Where lease expiries are counted (the world's fault counters). */
   counters: FaultCounters | undefined;
 
-  constructor(private readonly kernel: Kernel) {}
+  /** Ids some answer has shown settled (reads never go back). */
+  private readonly seenSettled = new Set<string>();
+
+  constructor(
+    private readonly kernel: Kernel,
+    /** Reads the server's store now (the simulated stores answer synchronously). */
+    private readonly read: <T>(work: (tx: StoreTransaction) => T) => T,
+    /** The worker group of a process, by pid. */
+    private readonly groupOf: (pid: string) => string | undefined,
+  ) {}
 
   private fail(invariant: string, message: string): void {
     this.kernel.fail(invariant, message);
@@ -162,12 +178,18 @@ export class Checker implements StoreObserver, NetworkObserver {
 
   // --- c (claims) and d, from the traffic ---------------------------------------------
 
-  answered(from: string, request: Request, response: Response): void {
+  answered(from: string, request: Request, response: Response, arrivedAt: number): void {
+    this.checkReads(response, arrivedAt);
     if (response.status !== 200) return;
+    if (request.kind === "task.heartbeat") {
+      for (const { id, version } of request.data.tasks) this.checkLease(from, id, version, arrivedAt);
+      return;
+    }
     if (request.kind === "task.acquire" || request.kind === "task.create") {
       const task = (response.data as { task?: { id: string; version: number; state: string; pid?: string } })
         .task;
       if (task === undefined || task.state !== "acquired" || task.pid !== from) return;
+      this.checkLease(from, task.id, task.version, arrivedAt);
       const claim = this.claims.get(task.id);
       if (
         claim !== undefined &&
@@ -191,6 +213,46 @@ export class Checker implements StoreObserver, NetworkObserver {
       );
   }
 
+  /** l: an `execute` reaches only a process of its task's target group. */
+  pushed(to: string, message: OutgoingMessage): void {
+    if (message.kind !== "execute") return;
+    const id = message.data.task.id;
+    const target = this.read((tx) => tx.promise(id))?.tags[TAG.target];
+    const group = target === undefined ? undefined : /^poll:\/\/(?:any|uni)@([^/]+)/.exec(target)?.[1];
+    if (group === undefined || this.groupOf(to) !== group)
+      this.fail(
+        "l a task runs in its target group",
+        `execute ${id} (target ${target}) sent to ${to} of ${this.groupOf(to)}`,
+      );
+  }
+
+  /** §3.1 projection, and reads never go back. */
+  private checkReads(response: Response, arrivedAt: number): void {
+    for (const promise of promisesIn(response.data)) {
+      if (promise.state === "pending" && promise.timeoutAt <= arrivedAt)
+        this.fail(
+          "g reads project timeouts",
+          `${promise.id} read pending at ${arrivedAt}, its deadline ${promise.timeoutAt}`,
+        );
+      if (promise.state !== "pending") this.seenSettled.add(promise.id);
+      else if (this.seenSettled.has(promise.id))
+        this.fail("g reads never go back", `${promise.id} was read settled, then pending`);
+    }
+  }
+
+  /** l: a held lease lasts at least its ttl from the request that granted or renewed it. */
+  private checkLease(pid: string, id: string, version: number, arrivedAt: number): void {
+    const task = this.read((tx) => tx.task(id));
+    if (task === undefined || task.state !== "acquired" || task.version !== version || task.pid !== pid)
+      return;
+    const least = Math.min(arrivedAt + (task.ttl ?? 0), Number.MAX_SAFE_INTEGER);
+    if ((task.expiresAt ?? 0) < least)
+      this.fail(
+        "l leases last their ttl",
+        `${id} v${version} held by ${pid} until ${task.expiresAt}, less than ${least}`,
+      );
+  }
+
   acknowledged(from: string, request: NetworkRequest, response: Response): void {
     this.log.push({ from, request, response });
     if (response.status !== 200) return;
@@ -210,6 +272,23 @@ export class Checker implements StoreObserver, NetworkObserver {
     else if (first !== text)
       this.fail("r recorded values replay", `step ${id} ran with ${first}, then with ${text}`);
   }
+}
+
+/** Every promise record an answer carries (a record, an action's, preload, a search page). */
+function promisesIn(data: unknown): PromiseRecord[] {
+  if (typeof data !== "object" || data === null) return [];
+  const record = data as {
+    promise?: PromiseRecord;
+    preload?: PromiseRecord[];
+    promises?: PromiseRecord[];
+    action?: { data?: unknown };
+  };
+  return [
+    ...(record.promise === undefined ? [] : [record.promise]),
+    ...(record.preload ?? []),
+    ...(record.promises ?? []),
+    ...promisesIn(record.action?.data),
+  ];
 }
 
 function describe(promise: PromiseRecord): string {

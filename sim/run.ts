@@ -18,13 +18,13 @@ import { type CoreConfig, snapshot, step, sweep } from "../src/core/step.js";
 import { parseRequest } from "../src/protocol/parse.js";
 import type { PromiseRecord } from "../src/protocol/records.js";
 import type { Request, Response } from "../src/protocol/requests.js";
-import { decode } from "../src/sdk/codec.js";
+import { decode, toError } from "../src/sdk/codec.js";
 import type { NetworkRequest } from "../src/sdk/network/network.js";
 import { toEnvelope } from "../src/sdk/network/remote.js";
 import type { ShellConfig } from "../src/server/shell.js";
 import { MemoryStore } from "../src/store/memory-store.js";
 import { openSqliteStore } from "../src/store/sqlite/sqlite-store.js";
-import type { Store } from "../src/store/store.js";
+import type { Store, StoreTransaction } from "../src/store/store.js";
 import { Kernel, SimNode, type SimulationFailure } from "../src/testing/kernel.js";
 import type { FaultCounters } from "../src/testing/network.js";
 import { runPlain } from "../src/testing/plain.js";
@@ -73,8 +73,13 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
   const kernel = new Kernel({ seed: options.seed, ...(options.onTrace && { onTrace: options.onTrace }) });
   const random = kernel.random.fork("workload");
   const storeKind = options.store ?? random.pick(["memory", "sqlite"] as const);
-  const checker = new Checker(kernel);
   const disk: Store = storeKind === "memory" ? new MemoryStore() : openSqliteStore({ path: ":memory:" });
+  const groups = new Map<string, string>();
+  const checker = new Checker(
+    kernel,
+    (work) => readNow(disk, work),
+    (pid) => groups.get(pid),
+  );
   const store = observeStore(disk, checker);
   const shell: ShellConfig = { debug: false, retryTimeoutMs: 5_000, unblockTtlMs: 60 * 60 * 1000 };
   const faults = drawFaults(kernel.random.fork("plan"));
@@ -118,11 +123,23 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
     for (const group of GROUPS) {
       const workers = random.int(1, 3);
       for (let index = 0; index < workers; index++)
-        world.spawn(`${group}w${index}`, group, (process) => setUpWorker(process, checker, random.bool()));
+        world.spawn(`${group}w${index}`, group, (process) => {
+          groups.set(process.pid, group);
+          // Each incarnation draws its engine: a restarted process may run the other one.
+          setUpWorker(process, checker, random.bool());
+        });
     }
-    const starter = world.spawn("starter", "clients", (process) => startRoots(process, roots, scheduled));
-    world.spawn("settler", "clients", (process) => settleLatent(process));
-    world.spawn("mallory", "clients", (process) => misbehave(process));
+    const client = (script: (process: SimProcess) => void) => (process: SimProcess) => {
+      groups.set(process.pid, "clients");
+      script(process);
+    };
+    const starter = world.spawn(
+      "starter",
+      "clients",
+      client((process) => startRoots(process, roots, scheduled)),
+    );
+    world.spawn("settler", "clients", client(settleLatent));
+    world.spawn("mallory", "clients", client(misbehave));
 
     let replays = 0;
     const replayer = new SimNode("replayer");
@@ -176,6 +193,16 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
       replays,
     };
   }
+}
+
+/** A read of a simulated store, which runs its transaction synchronously. */
+function readNow<T>(disk: Store, work: (tx: StoreTransaction) => T): T {
+  let result: { value: T } | undefined;
+  void disk.transaction((tx) => {
+    result = { value: work(tx) };
+  });
+  if (result === undefined) throw new Error("a simulated store must run a transaction synchronously");
+  return result.value;
 }
 
 function setUpWorker(process: SimProcess, checker: Checker, generator: boolean): void {
@@ -430,7 +457,9 @@ async function checkTransparency(kernel: Kernel, disk: Store, expected: Root[]):
         ? "missing"
         : record.state === "resolved"
           ? JSON.stringify(decode(record.value))
-          : `${record.state} ${JSON.stringify(decode(record.value))}`;
+          : record.state === "rejected"
+            ? `rejected ${toError(decode(record.value)).message}`
+            : `${record.state} ${JSON.stringify(decode(record.value))}`;
     if (want !== got) {
       kernel.fail("a interruption transparency", `${root.id}: durable ${got}, plain ${want}`);
       return;

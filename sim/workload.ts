@@ -30,6 +30,8 @@ export type Op =
 
 export interface Program {
   ops: Op[];
+  /** The function fails with this message after its operations (its caller catches it). */
+  throws?: string;
 }
 
 export interface Root {
@@ -106,7 +108,7 @@ export function generateRoots(random: Random, shape: WorkloadShape): { roots: Ro
           ops.push({ kind } as Op);
       }
     }
-    return { ops };
+    return random.bool(0.15) ? { ops, throws: `boom-${keys++}` } : { ops };
   };
   const roots = Array.from({ length: shape.roots }, (_, index) => ({
     id: `root-${index}`,
@@ -160,10 +162,10 @@ export function programFunctions(hooks?: StepHooks) {
           extra = null;
           break;
         case "run":
-          results.push(await ctx.run(node, op.program));
+          results.push(await caught(ctx.run(node, op.program)));
           break;
         case "rpc":
-          results.push(await ctx.rpc("node", op.program, ctx.options({ target: op.group })));
+          results.push(await caught(ctx.rpc("node", op.program, ctx.options({ target: op.group }))));
           break;
         case "beginRun":
           started.push(ctx.beginRun(node, op.program));
@@ -173,7 +175,7 @@ export function programFunctions(hooks?: StepHooks) {
           break;
         case "join": {
           const next = started.shift();
-          if (next !== undefined) results.push(await next);
+          if (next !== undefined) results.push(await caught(next));
           break;
         }
         case "sleep":
@@ -199,7 +201,8 @@ export function programFunctions(hooks?: StepHooks) {
           break;
       }
     }
-    for (const rest of started) results.push(await rest);
+    for (const rest of started) results.push(await caught(rest));
+    if (program.throws !== undefined) throw new NonRetryableError(program.throws);
     return results;
   }
 
@@ -218,10 +221,10 @@ export function programFunctions(hooks?: StepHooks) {
           extra = null;
           break;
         case "run":
-          results.push(yield* ctx.run(nodeGenerator, op.program));
+          results.push(yield* caughtYield(ctx.run(nodeGenerator, op.program)));
           break;
         case "rpc":
-          results.push(yield* ctx.rpc("node", op.program, ctx.options({ target: op.group })));
+          results.push(yield* caughtYield(ctx.rpc("node", op.program, ctx.options({ target: op.group }))));
           break;
         case "beginRun":
           started.push(yield* ctx.beginRun(nodeGenerator, op.program));
@@ -231,7 +234,7 @@ export function programFunctions(hooks?: StepHooks) {
           break;
         case "join": {
           const next = started.shift();
-          if (next !== undefined) results.push(yield* next as Iterable<unknown>);
+          if (next !== undefined) results.push(yield* caughtYield(next as Iterable<unknown>));
           break;
         }
         case "sleep":
@@ -257,11 +260,29 @@ export function programFunctions(hooks?: StepHooks) {
           break;
       }
     }
-    for (const rest of started) results.push(yield* rest as Iterable<unknown>);
+    for (const rest of started) results.push(yield* caughtYield(rest as Iterable<unknown>));
+    if (program.throws !== undefined) throw new NonRetryableError(program.throws);
     return results;
   }
 
   return { step, node, nodeGenerator };
+}
+
+/** A call's value, or `!message` when it failed. */
+async function caught(call: PromiseLike<unknown>): Promise<unknown> {
+  try {
+    return await call;
+  } catch (error) {
+    return `!${(error as Error).message}`;
+  }
+}
+
+function* caughtYield(call: Iterable<unknown>): Generator<unknown, unknown, unknown> {
+  try {
+    return yield* call;
+  } catch (error) {
+    return `!${(error as Error).message}`;
+  }
 }
 
 export function latentTags(value: number): Record<string, string> {

@@ -21,6 +21,9 @@
  *  K4  Between two events every microtask has run (one `setImmediate` hop, the
  *      only macrotask a simulated run schedules), so an event sees the complete
  *      consequences of the events before it.
+ *  K5  Time cannot stall: a run whose events keep landing on one instant
+ *      (a loop that reschedules itself at once forever) fails as a liveness
+ *      violation instead of hanging.
  */
 import { assert } from "../lib/assert.js";
 import type { Clock, Timers } from "../lib/clock.js";
@@ -66,6 +69,9 @@ export interface KernelOptions {
   onTrace?: (line: string) => void;
 }
 
+/** K5: this many events in a row at one instant means time stalled. */
+const STALL_EVENTS = 100_000;
+
 /** Default simulated start: 2030-01-01T00:00:00Z, far from 0 so instants look real. */
 const DEFAULT_START_MS = Date.UTC(2030, 0, 1);
 
@@ -80,6 +86,7 @@ export class Kernel {
   private readonly onTrace: ((line: string) => void) | undefined;
   /** Events run so far (the simulator's "steps"). */
   steps = 0;
+  private eventsThisInstant = 0;
 
   constructor(options: KernelOptions) {
     this.seed = options.seed;
@@ -183,6 +190,11 @@ export class Kernel {
       const event = this.pop();
       if (event === undefined) return false;
       if (!this.live(event)) continue;
+      if (event.at > this.nowMs) this.eventsThisInstant = 0;
+      else if (++this.eventsThisInstant > STALL_EVENTS) {
+        this.fail("e liveness", `simulated time stalled: ${STALL_EVENTS} events at one instant`);
+        return false;
+      }
       this.nowMs = Math.max(this.nowMs, event.at); // K1
       this.steps += 1;
       const label = event.label;

@@ -25,6 +25,7 @@
  */
 import type { Changes } from "../core/state.js";
 import { AssertionError } from "../lib/assert.js";
+import type { Timers } from "../lib/clock.js";
 import { silentLogger } from "../lib/logger.js";
 import { parseRequest } from "../protocol/parse.js";
 import type { OutgoingMessage } from "../protocol/records.js";
@@ -56,6 +57,7 @@ export const FAULT_KINDS = [
   "leaseExpiry",
   "clockJump",
   "sseDisconnect",
+  "lateTimer",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 export type FaultCounters = Record<FaultKind, number>;
@@ -77,8 +79,10 @@ export const NO_NETWORK_FAULTS: NetworkFaults = { drop: 0, duplicate: 0, delay: 
 
 /** What the checkers see of the traffic: every answer the server gave, and every answer a client got. */
 export interface NetworkObserver {
-  /** The server answered `request` (before the answer crosses back). */
-  answered?(from: string, request: Request, response: Response): void;
+  /** The server answered `request`, which it read at `arrivedAt` (its `now`), before the answer crosses back. */
+  answered?(from: string, request: Request, response: Response, arrivedAt: number): void;
+  /** The server handed `message` to the stream of process `to`. */
+  pushed?(to: string, message: OutgoingMessage): void;
   /** A client received the answer to `request` (the acknowledgement). */
   acknowledged?(from: string, request: NetworkRequest, response: Response): void;
   /** A transaction of the server committed `changes` (called once per applied step). */
@@ -91,6 +95,8 @@ export interface SimServerOptions {
   store: Store;
   config: ShellConfig;
   observer?: NetworkObserver;
+  /** Extra delay for each server timer (a slow or overloaded server fires its timers late). */
+  timerLateness?: () => number;
 }
 
 /** The server process: a fresh `ServerShell` per incarnation over the same store. */
@@ -140,13 +146,23 @@ export class SimServer {
     };
   }
 
+  private timers(): Timers {
+    const timers = this.options.kernel.timersFor(this.node);
+    const lateness = this.options.timerLateness;
+    if (lateness === undefined) return timers;
+    return {
+      setTimeout: (callback, delayMs) => timers.setTimeout(callback, delayMs + lateness()),
+      clearTimeout: (handle) => timers.clearTimeout(handle),
+    };
+  }
+
   private start(): void {
     const { kernel, config } = this.options;
     this.shell = new ServerShell(
       {
         store: this.options.store,
         clock: kernel.clock,
-        timers: kernel.timersFor(this.node),
+        timers: this.timers(),
         defer: kernel.deferFor(this.node),
         logger: silentLogger,
         onFatal: (error) => kernel.fail("server invariant", error.message),
@@ -235,6 +251,7 @@ export class SimNetwork implements Network {
       id: this.options.pid,
       send: (message) => {
         if (stopped || !node.alive) return false;
+        this.options.observer?.pushed?.(this.options.pid, message);
         this.cross(
           "down",
           () => {
@@ -318,11 +335,12 @@ export class SimNetwork implements Network {
       this.cross(
         "up",
         () => {
+          const arrivedAt = kernel.now;
           const answer = server.handle(request);
           if (answer === undefined) return; // the server is down: the request is lost
           answer.then(
             (response) => {
-              this.options.observer?.answered?.(pid, request, response);
+              this.options.observer?.answered?.(pid, request, response, arrivedAt);
               this.cross(
                 "down",
                 () => finish(response),

@@ -26,9 +26,9 @@ import { type Kernel, SimNode } from "./kernel.js";
 import {
   emptyCounters,
   type FaultCounters,
-  NO_NETWORK_FAULTS,
   type NetworkFaults,
   type NetworkObserver,
+  NO_NETWORK_FAULTS,
   SimNetwork,
   SimServer,
 } from "./network.js";
@@ -45,6 +45,8 @@ export interface WorldFaults extends NetworkFaults {
   sseDisconnect: number;
   /** Probability that a step crashes its process right after its side effect (`crashPoint`). */
   crashInStep: number;
+  /** Probability that a server timer fires up to 3 s late. */
+  lateTimer: number;
 }
 
 export const NO_FAULTS: WorldFaults = {
@@ -54,6 +56,7 @@ export const NO_FAULTS: WorldFaults = {
   clockJump: 0,
   sseDisconnect: 0,
   crashInStep: 0,
+  lateTimer: 0,
 };
 
 /** Draws a fault plan whose rates differ per seed: some seeds are calm, some brutal, in each dimension. */
@@ -68,6 +71,7 @@ export function drawFaults(random: Random): WorldFaults {
     clockJump: level(0.01, 0.08),
     sseDisconnect: level(0.02, 0.15),
     crashInStep: level(0.02, 0.15),
+    lateTimer: level(0.05, 0.5),
   };
 }
 
@@ -229,7 +233,16 @@ export class World {
     this.ttlMs = options.ttlMs;
     this.observer = options.observer;
     this.random = options.kernel.random.fork("faults");
-    this.server = new SimServer({ kernel: options.kernel, store: options.store, config: options.shell });
+    this.server = new SimServer({
+      kernel: options.kernel,
+      store: options.store,
+      config: options.shell,
+      timerLateness: () => {
+        if (!this.random.bool(this.faults.lateTimer)) return 0;
+        this.counters.lateTimer += 1;
+        return this.random.int(1, 3_000);
+      },
+    });
     if (options.periodicFaults !== false) this.scheduleFaultTick();
   }
 
