@@ -51,17 +51,14 @@ import {
   type SettledCursor,
   type StateReader,
   type StoredPromise,
-  unblockKey,
 } from "./state.js";
 import { expandTemplate } from "./transitions.js";
 
 /** Most settled promises one retention transaction examines by default. */
 export const COLLECT_LIMIT = 200;
 
-/** Page size of the scans of live tasks and schedules. */
+/** Page size of the scans of live tasks, schedules and queued unblocks. */
 const SCAN_PAGE = 1000;
-/** Page size of the scan of one promise's queued `unblock` messages. */
-const UNBLOCK_PAGE = 64;
 
 export interface CollectOptions {
   /** Settled promises with `settledAt` strictly before this instant may go. */
@@ -89,6 +86,8 @@ export function collect(reader: StateReader, options: CollectOptions, now: numbe
   assert(Number.isSafeInteger(settledBefore), "settledBefore is an integer instant");
   assert(Number.isSafeInteger(limit) && limit > 0, `limit is a positive integer, got ${limit}`);
   const changes = emptyChanges();
+  // Reads go by the batch, not by the promise (a few queries per call): an
+  // asynchronous store serves each new read by running the step again (ADR 0001).
   const candidates = reader.settledPromises({
     before: settledBefore,
     limit,
@@ -97,24 +96,6 @@ export function collect(reader: StateReader, options: CollectOptions, now: numbe
   const last = candidates[candidates.length - 1];
   if (last === undefined) return { changes, more: false, kept: 0 };
   const cursor: SettledCursor = { settledAt: last.settledAt as number, id: last.id };
-
-  const needed = new Set([...awaitedByLiveTasks(reader), ...neededBySchedules(reader)]);
-  const parentPending = new Map<string, boolean>();
-  const isParentPending = (promise: StoredPromise): boolean => {
-    const parentId = promise.tags[TAG.parent];
-    if (parentId === undefined || parentId === promise.id) return false;
-    let pending = parentPending.get(parentId);
-    if (pending === undefined) {
-      const parent = reader.promise(parentId);
-      pending = parent !== undefined && isPendingAt(parent, now);
-      parentPending.set(parentId, pending);
-    }
-    return pending;
-  };
-  /** Callback sets of other promises, as they stand after the deletions so far. */
-  const callbackSets = new Map<string, string[]>();
-  let kept = 0;
-
   for (const promise of candidates) {
     // K1, checked on what the store answered.
     assert(promise.state !== "pending", `K1 retention examined pending promise ${promise.id}`);
@@ -122,36 +103,61 @@ export function collect(reader: StateReader, options: CollectOptions, now: numbe
       promise.settledAt !== undefined && promise.settledAt < settledBefore,
       `K1 ${promise.id} settled before the cut-off`,
     );
-    if (needed.has(promise.id) || isParentPending(promise)) {
-      kept += 1; // K3–K5
-      continue;
-    }
-    const task = reader.task(promise.id);
-    if (task !== undefined && task.state !== "fulfilled") {
-      kept += 1; // K2
-      continue;
-    }
+  }
+
+  const needed = new Set([...awaitedByLiveTasks(reader), ...neededBySchedules(reader)]); // K3, K5
+  const parentOf = (promise: StoredPromise): string | undefined => {
+    const parentId = promise.tags[TAG.parent];
+    return parentId === promise.id ? undefined : parentId;
+  };
+  const parentIds = [...new Set(candidates.flatMap((promise) => parentOf(promise) ?? []))];
+  const pendingParents = new Set(
+    parentIds.length === 0
+      ? []
+      : reader
+          .promisesById(parentIds)
+          .filter((parent) => isPendingAt(parent, now))
+          .map((parent) => parent.id),
+  );
+  const unneeded = candidates.filter((promise) => {
+    const parentId = parentOf(promise);
+    return !needed.has(promise.id) && (parentId === undefined || !pendingParents.has(parentId)); // K4
+  });
+  const tasks = new Map(
+    (unneeded.length === 0 ? [] : reader.tasksById(unneeded.map((promise) => promise.id))).map((task) => [
+      task.id,
+      task,
+    ]),
+  );
+  for (const promise of unneeded) {
+    const task = tasks.get(promise.id);
+    if (task !== undefined && task.state !== "fulfilled") continue; // K2
     changes.deletedPromises.push(promise.id);
     if (task !== undefined) changes.deletedTasks.push(promise.id);
     // A settled promise's own sets were drained when it settled (and C11 registers
     // nothing on a settled one): cleared anyway, so nothing outlives its record.
     changes.callbacks.set(promise.id, []);
     changes.listeners.set(promise.id, []);
-    for (const awaited of reader.awaitedBy(promise.id)) {
-      const awaiters = callbackSets.get(awaited) ?? reader.callbacks(awaited);
-      callbackSets.set(
-        awaited,
-        awaiters.filter((awaiter) => awaiter !== promise.id),
-      );
-    }
     // Deleting a key that is not queued changes nothing.
-    changes.deletedOutbox.push(executeKey(promise.id), ...queuedUnblocks(reader, promise.id));
+    changes.deletedOutbox.push(executeKey(promise.id));
   }
+  const kept = candidates.length - changes.deletedPromises.length;
+  if (changes.deletedPromises.length === 0)
+    return { changes, more: candidates.length === limit, cursor, kept };
+
+  // K6: the deleted ids leave the callback sets of the promises they awaited.
   const deleted = new Set(changes.deletedPromises);
-  for (const [awaited, awaiters] of callbackSets) {
-    // A deleted promise's own set stays cleared (K6: only deleted records lose anything).
-    if (!deleted.has(awaited)) changes.callbacks.set(awaited, awaiters);
+  const awaitedIds = new Set(
+    reader.callbacksByAwaiter(changes.deletedPromises).map((callback) => callback.awaited),
+  );
+  for (const awaited of awaitedIds) {
+    if (deleted.has(awaited)) continue; // its own set is cleared above
+    changes.callbacks.set(
+      awaited,
+      reader.callbacks(awaited).filter((awaiter) => !deleted.has(awaiter)),
+    );
   }
+  changes.deletedOutbox.push(...queuedUnblocks(reader, deleted));
   return { changes, more: candidates.length === limit, cursor, kept };
 }
 
@@ -186,24 +192,24 @@ function neededBySchedules(reader: StateReader): string[] {
 }
 
 /**
- * Keys of the `unblock` messages queued for `promiseId`. They share the prefix
- * `unblock:<id>:notify:`, a contiguous range of keys; an id that itself contains
- * `:notify:` can share it, so each message's promise id is checked too.
+ * Keys of the queued `unblock` messages about the deleted promises. Unblock keys
+ * (`unblock:<id>:notify:<address>`) form one contiguous range, scanned once per
+ * batch: the outbox holds only undelivered messages, each for at most the unblock
+ * TTL. The promise is read from the message, since an id may contain `:notify:`.
  */
-function queuedUnblocks(reader: StateReader, promiseId: string): string[] {
-  // Addresses are never empty (the edge requires a scheme), so no key equals the prefix.
-  const prefix = unblockKey(promiseId, "");
+function queuedUnblocks(reader: StateReader, deleted: ReadonlySet<string>): string[] {
+  const prefix = "unblock:";
   const keys: string[] = [];
   let after = prefix;
   for (;;) {
-    const page = reader.outbox({ after, limit: UNBLOCK_PAGE });
+    const page = reader.outbox({ after, limit: SCAN_PAGE });
     for (const entry of page) {
       if (!entry.key.startsWith(prefix)) return keys;
       const message = entry.message;
-      if (message.kind === "unblock" && message.data.promise.id === promiseId) keys.push(entry.key);
+      if (message.kind === "unblock" && deleted.has(message.data.promise.id)) keys.push(entry.key);
     }
     const lastEntry = page[page.length - 1];
-    if (lastEntry === undefined || page.length < UNBLOCK_PAGE) return keys;
+    if (lastEntry === undefined || page.length < SCAN_PAGE) return keys;
     after = lastEntry.key;
   }
 }

@@ -152,8 +152,12 @@ export interface StateReader {
    * id, strictly after `after`, at most `limit` (retention).
    */
   settledPromises(query: SettledQuery): StoredPromise[];
-  /** Ids of the promises `awaiter` has a callback on, sorted (retention). */
-  awaitedBy(awaiter: string): string[];
+  /** The stored promises among `ids`, sorted by id (retention reads many at once). */
+  promisesById(ids: readonly string[]): StoredPromise[];
+  /** The stored tasks among `ids`, sorted by id. */
+  tasksById(ids: readonly string[]): StoredTask[];
+  /** Every callback whose awaiter is among `awaiters`, sorted by awaited then awaiter. */
+  callbacksByAwaiter(awaiters: readonly string[]): { awaited: string; awaiter: string }[];
 }
 
 /**

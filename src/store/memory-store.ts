@@ -234,10 +234,26 @@ export class MemoryStore implements Store, StoreTransaction {
       .map((promise) => structuredClone(promise));
   }
 
-  awaitedBy(awaiter: string): string[] {
-    return [...this.callbackSets.entries()]
-      .filter(([, awaiters]) => awaiters.includes(awaiter))
-      .map(([awaited]) => awaited)
-      .sort(compareStrings);
+  promisesById(ids: readonly string[]): StoredPromise[] {
+    return [...new Set(ids)]
+      .flatMap((id) => {
+        const promise = this.promises.get(id);
+        return promise === undefined ? [] : [structuredClone(promise)];
+      })
+      .sort(byId);
+  }
+
+  tasksById(ids: readonly string[]): StoredTask[] {
+    return [...new Set(ids)]
+      .flatMap((id) => {
+        const task = this.tasks.get(id);
+        return task === undefined ? [] : [structuredClone(task)];
+      })
+      .sort(byId);
+  }
+
+  callbacksByAwaiter(awaiters: readonly string[]): { awaited: string; awaiter: string }[] {
+    const wanted = new Set(awaiters);
+    return this.allCallbacks().filter(({ awaiter }) => wanted.has(awaiter));
   }
 }

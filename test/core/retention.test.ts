@@ -231,7 +231,7 @@ describe("retention chooses", () => {
     expect(store.callbacks("slow")).toEqual(["waiter"]);
     expect(gc({ settledBefore: 100 }).changes.deletedPromises).toEqual(["waiter"]);
     expect(store.callbacks("slow")).toEqual([]);
-    expect(store.awaitedBy("waiter")).toEqual([]);
+    expect(store.callbacksByAwaiter(["waiter"])).toEqual([]);
 
     create("waiter", 200, TARGET);
     run({ kind: "task.acquire", data: { id: "waiter", version: 0, pid: "w", ttl: 60_000 } }, 201);

@@ -500,6 +500,7 @@ export async function runDifferential({
       ...(addressPrefixes !== undefined && { addressPrefixes }),
     };
     reads.push([`outbox(${JSON.stringify(outboxQuery)})`, (tx) => tx.outbox(outboxQuery)]);
+    const someIds = probes.shuffle(ids).slice(0, probes.int(0, 4));
     const settledBefore = clock - probes.pick([0, 1000, 100_000]);
     const settledAfter = probes.bool(0.4)
       ? { settledAt: clock - probes.int(0, 20_000), id: probes.pick(ids) }
@@ -511,7 +512,10 @@ export async function runDifferential({
     };
     reads.push(
       [`settledPromises(${JSON.stringify(settledQuery)})`, (tx) => tx.settledPromises(settledQuery)],
-      [`awaitedBy(${id})`, (tx) => tx.awaitedBy(id)],
+      [
+        `promisesById / tasksById / callbacksByAwaiter of ${JSON.stringify(someIds)}`,
+        (tx) => [tx.promisesById(someIds), tx.tasksById(someIds), tx.callbacksByAwaiter(someIds)],
+      ],
     );
     counters.operations.probes += reads.length;
     described = "probes";

@@ -6,6 +6,7 @@
  */
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { COLLECT_LIMIT, collect } from "../../src/core/retention.js";
 import { AssertionError } from "../../src/lib/assert.js";
 import { TAG } from "../../src/protocol/records.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
@@ -101,6 +102,34 @@ if (requirePostgres("the PostgreSQL store tests")) {
       });
       expect(seen).toEqual([undefined, "a", "suspended", ["http://a", "http://b"]]);
       expect(store.stats.fetches - fetchesBefore).toBe(1);
+    });
+
+    it("a retention batch reads by the batch: a full batch of settled promises costs a handful of fetches", async () => {
+      const store = await open();
+      const ids = Array.from({ length: COLLECT_LIMIT }, (_, index) => `p${String(index).padStart(3, "0")}`);
+      await store.transaction((tx) =>
+        tx.apply(
+          changesOf({
+            promises: ids.map((id, index) =>
+              promiseFixture(id, {
+                state: "resolved",
+                settledAt: index + 1,
+                tags: { [TAG.parent]: ids[index - (index % 10)] as string },
+              }),
+            ),
+            tasks: ids.map((id) => taskFixture(id, { state: "fulfilled" })),
+          }),
+        ),
+      );
+      const fetchesBefore = store.stats.fetches;
+      const result = await store.transaction((tx) => {
+        const chosen = collect(tx, { settledBefore: 10_000, limit: COLLECT_LIMIT }, 10_000);
+        tx.apply(chosen.changes);
+        return chosen;
+      });
+      expect(result.changes.deletedPromises).toHaveLength(COLLECT_LIMIT);
+      // settledPromises, the live-task and schedule scans, parents, tasks, callbacks, unblocks.
+      expect(store.stats.fetches - fetchesBefore).toBeLessThanOrEqual(8);
     });
 
     it("a work function that swallows the internal miss still gets a fetched answer", async () => {

@@ -1,7 +1,8 @@
 /**
  * The shared store suite's retention cases (issue 5, item 4): what every store
  * must do for `core/retention.ts` — delete promise and task records, answer the
- * two reads retention makes (`settledPromises`, `awaitedBy`), and run a whole
+ * reads retention makes (`settledPromises`, `promisesById`, `tasksById`,
+ * `callbacksByAwaiter`), and run a whole
  * retention batch (read, choose, apply) in one transaction, which on PostgreSQL
  * goes through replay. Registered by `describeStore`, so memory, SQLite and
  * PostgreSQL all run them.
@@ -110,7 +111,7 @@ export function describeRetentionCases(current: () => Store): void {
       ]);
     });
 
-    it("awaitedBy lists the promises an awaiter has callbacks on, sorted, and follows the callback sets", async () => {
+    it("callbacksByAwaiter lists the callbacks of the given awaiters, sorted, and follows the callback sets", async () => {
       await write({
         callbacks: new Map([
           ["y", ["w", "x"]],
@@ -118,13 +119,29 @@ export function describeRetentionCases(current: () => Store): void {
           ["z", ["v"]],
         ]),
       });
-      expect(await read((tx) => [tx.awaitedBy("w"), tx.awaitedBy("v"), tx.awaitedBy("none")])).toEqual([
-        ["x2", "y"],
-        ["z"],
-        [],
+      const of = (awaiters: string[]) => read((tx) => tx.callbacksByAwaiter(awaiters));
+      expect(await of(["w", "v"])).toEqual([
+        { awaited: "x2", awaiter: "w" },
+        { awaited: "y", awaiter: "w" },
+        { awaited: "z", awaiter: "v" },
       ]);
+      expect(await of(["none"])).toEqual([]);
+      expect(await of([])).toEqual([]);
       await write({ callbacks: new Map([["y", ["x"]]]) });
-      expect(await read((tx) => tx.awaitedBy("w"))).toEqual(["x2"]);
+      expect(await of(["w"])).toEqual([{ awaited: "x2", awaiter: "w" }]);
+    });
+
+    it("promisesById and tasksById answer the stored records among the ids, sorted by id, once each", async () => {
+      await write({
+        promises: [settled("b", 5), promiseFixture("a"), promiseFixture("c")],
+        tasks: [taskFixture("b", { state: "fulfilled" }), taskFixture("c")],
+      });
+      expect(await read((tx) => tx.promisesById(["c", "missing", "b", "c"]))).toStrictEqual([
+        settled("b", 5),
+        promiseFixture("c"),
+      ]);
+      expect(await read((tx) => tx.tasksById(["c", "b", "a"]).map((task) => task.id))).toEqual(["b", "c"]);
+      expect(await read((tx) => [tx.promisesById([]), tx.tasksById([])])).toEqual([[], []]);
     });
 
     it("a retention batch read, chosen and applied in one transaction removes the promise and all that hangs off it", async () => {

@@ -24,7 +24,7 @@
  *    (text.ts), which keeps code-point order and prefixes. JSON text columns need
  *    nothing: `JSON.stringify` escapes NUL.
  *  - Instants and durations are `bigint` (milliseconds), read back as numbers.
- *  - Migration 2 indexes what retention reads (`settledPromises`, `awaitedBy`):
+ *  - Migration 2 indexes what retention reads (`settledPromises`, `callbacksByAwaiter`):
  *    settled promises by `(settled_at, id)`, callbacks by awaiter.
  */
 

@@ -436,15 +436,19 @@ async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
       ["callbacks", "awaiter", changes.callbacks, (id: string) => id],
       ["listeners", "address", changes.listeners, encodeText],
     ] as const) {
+      // Emptied sets (drains, retention) go in one statement; each key appears once in the map.
+      const emptied = [...sets].filter(([, members]) => members.length === 0).map(([awaited]) => awaited);
+      if (emptied.length > 0)
+        await client.query(`DELETE FROM ${table} WHERE awaited = ANY($1::text[])`, [emptied]);
       for (const [awaited, members] of sets) {
+        if (members.length === 0) continue;
         if (members.length > 1)
           assert(new Set(members).size === members.length, `${table} of ${awaited} has duplicates`);
         await client.query(`DELETE FROM ${table} WHERE awaited = $1`, [awaited]);
-        if (members.length > 0)
-          await client.query(`INSERT INTO ${table} (awaited, ${column}) SELECT $1, unnest($2::text[])`, [
-            awaited,
-            members.map(encode),
-          ]);
+        await client.query(`INSERT INTO ${table} (awaited, ${column}) SELECT $1, unnest($2::text[])`, [
+          awaited,
+          members.map(encode),
+        ]);
       }
     }
     if (changes.deletedOutbox.length > 0)
@@ -701,12 +705,24 @@ async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
         )
       ).map(promiseFromRow);
     }
-    case "awaitedBy":
+    case "promisesById":
       return (
-        await rows<{ awaited: string }>("SELECT awaited FROM callbacks WHERE awaiter = $1 ORDER BY awaited", [
-          read.args[0] as string,
+        await rows<PromiseRow>(
+          `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) ORDER BY id`,
+          [read.args[0] as string[]],
+        )
+      ).map(promiseFromRow);
+    case "tasksById":
+      return (
+        await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) ORDER BY id`, [
+          read.args[0] as string[],
         ])
-      ).map((row) => row.awaited);
+      ).map(taskFromRow);
+    case "callbacksByAwaiter":
+      return rows<{ awaited: string; awaiter: string }>(
+        "SELECT awaited, awaiter FROM callbacks WHERE awaiter = ANY($1::text[]) ORDER BY awaited, awaiter",
+        [read.args[0] as string[]],
+      );
     case "allListeners":
       return (
         await rows<{ awaited: string; address: string }>(

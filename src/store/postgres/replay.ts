@@ -334,7 +334,15 @@ export class ReplayPass implements StoreTransaction {
     return this.query("settledPromises", [query]);
   }
 
-  awaitedBy(awaiter: string): string[] {
-    return this.query("awaitedBy", [awaiter]);
+  promisesById(ids: readonly string[]): StoredPromise[] {
+    return this.query("promisesById", [ids]);
+  }
+
+  tasksById(ids: readonly string[]): StoredTask[] {
+    return this.query("tasksById", [ids]);
+  }
+
+  callbacksByAwaiter(awaiters: readonly string[]): { awaited: string; awaiter: string }[] {
+    return this.query("callbacksByAwaiter", [awaiters]);
   }
 }

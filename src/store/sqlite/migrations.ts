@@ -16,7 +16,7 @@
  *    of `retryAt ?? expiresAt`, both written by the store with the row so that
  *    `promisesInBranch` and `due` walk an index instead of parsing JSON.
  *  - `promises.armed` is 0 or 1.
- *  - Migration 2 indexes what retention reads (`settledPromises`, `awaitedBy`):
+ *  - Migration 2 indexes what retention reads (`settledPromises`, `callbacksByAwaiter`):
  *    settled promises by `(settled_at, id)`, callbacks by awaiter.
  */
 

@@ -541,7 +541,8 @@ function prepareStatements(db: Database.Database) {
     allListeners: db.prepare<[], { awaited: string; address: string }>(
       "SELECT awaited, address FROM listeners ORDER BY awaited, address",
     ),
-    // Both walk an index of migration 2: promises_by_settled, callbacks_by_awaiter.
+    // settledPromises and callbacksByAwaiter walk indexes of migration 2 (promises_by_settled,
+    // callbacks_by_awaiter); the id lists come as JSON arrays.
     settledPromises: searchVariants<PromiseRow>(
       db,
       ["after"],
@@ -551,9 +552,15 @@ function prepareStatements(db: Database.Database) {
           has("after") && "(settled_at, id) > (@afterSettledAt, @afterId)",
         ])} ORDER BY settled_at, id LIMIT @limit`,
     ),
-    awaitedBy: db
-      .prepare<[string], string>("SELECT awaited FROM callbacks WHERE awaiter = ? ORDER BY awaited")
-      .pluck(),
+    promisesById: db.prepare<[string], PromiseRow>(
+      `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`,
+    ),
+    tasksById: db.prepare<[string], TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM tasks WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`,
+    ),
+    callbacksByAwaiter: db.prepare<[string], { awaited: string; awaiter: string }>(
+      "SELECT awaited, awaiter FROM callbacks WHERE awaiter IN (SELECT value FROM json_each(?)) ORDER BY awaited, awaiter",
+    ),
 
     reset: ["promises", "tasks", "schedules", "callbacks", "listeners", "outbox"].map((table) =>
       db.prepare(`DELETE FROM ${table}`),
@@ -857,7 +864,15 @@ class SqliteTransaction implements StoreTransaction {
     return statement.all(parameters).map(promiseFromRow);
   }
 
-  awaitedBy(awaiter: string): string[] {
-    return this.statements.awaitedBy.all(awaiter);
+  promisesById(ids: readonly string[]): StoredPromise[] {
+    return this.statements.promisesById.all(JSON.stringify(ids)).map(promiseFromRow);
+  }
+
+  tasksById(ids: readonly string[]): StoredTask[] {
+    return this.statements.tasksById.all(JSON.stringify(ids)).map(taskFromRow);
+  }
+
+  callbacksByAwaiter(awaiters: readonly string[]): { awaited: string; awaiter: string }[] {
+    return this.statements.callbacksByAwaiter.all(JSON.stringify(awaiters));
   }
 }
