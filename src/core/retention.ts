@@ -21,7 +21,11 @@
  * callbacks it registered as an awaiter on other promises, its queued `execute`
  * and `unblock` messages — or kept, because something still needs it.
  *
- * Invariants (asserted here, cited by tests as K1…):
+ * Reads go by the batch, never by the promise (a handful per call, whatever
+ * `limit` is): an asynchronous store answers each new read by running the call
+ * again (ADR 0001), so per-promise reads would make a batch quadratic.
+ *
+ * Invariants (K1 asserted here; tests cite each as K1…):
  *  K1  Only stored-settled promises with `settledAt < settledBefore` are deleted;
  *      a pending promise never is.
  *  K2  A task is deleted only with its promise, and only when fulfilled; a promise
@@ -86,8 +90,6 @@ export function collect(reader: StateReader, options: CollectOptions, now: numbe
   assert(Number.isSafeInteger(settledBefore), "settledBefore is an integer instant");
   assert(Number.isSafeInteger(limit) && limit > 0, `limit is a positive integer, got ${limit}`);
   const changes = emptyChanges();
-  // Reads go by the batch, not by the promise (a few queries per call): an
-  // asynchronous store serves each new read by running the step again (ADR 0001).
   const candidates = reader.settledPromises({
     before: settledBefore,
     limit,
