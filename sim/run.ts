@@ -140,6 +140,7 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
     );
     world.spawn("settler", "clients", client(settleLatent));
     world.spawn("mallory", "clients", client(misbehave));
+    world.spawn("auditor", "clients", client(audit));
 
     let replays = 0;
     const replayer = new SimNode("replayer");
@@ -212,6 +213,7 @@ function setUpWorker(process: SimProcess, checker: Checker, generator: boolean):
   });
   process.client.register("step", functions.step);
   process.client.register("node", generator ? functions.nodeGenerator : functions.node);
+  process.client.register("sleeper", generator ? functions.sleeperGenerator : functions.sleeper);
 }
 
 /** Starts every root and the schedule (again after each restart: creating is idempotent by id). */
@@ -252,15 +254,29 @@ function settleLatent(process: SimProcess): void {
   again();
 }
 
-/** A misbehaving client: stale versions, ids that do not exist, late settles of settled promises. */
+/** An operator watching: reads every promise often (each answer is held to the projection rule). */
+function audit(process: SimProcess): void {
+  const again = () => {
+    process.schedule(process.random.int(200, 800), () => {
+      void process.network.send({ kind: "promise.search", data: { limit: 1_000 } }).finally(again);
+    });
+  };
+  again();
+}
+
+/** A misbehaving client: stale versions, ids that do not exist, late settles of settled promises, wide reads. */
 function misbehave(process: SimProcess): void {
   const { network } = process;
   const random = process.random;
   const loop = async () => {
     const target = `root-${random.int(0, 5)}${random.bool() ? "" : `.${random.int(1, 4)}`}`;
-    switch (random.int(0, 3)) {
+    switch (random.int(0, 4)) {
       case 0:
         await network.send({ kind: "promise.get", data: { id: `missing-${random.int(0, 9)}` } });
+        break;
+      case 4:
+        // A look at everything (the checkers hold every record in the answer to the projection rule).
+        await network.send({ kind: "promise.search", data: { limit: 500 } });
         break;
       case 1: {
         const response = await network.send({ kind: "task.get", data: { id: target } });
@@ -444,7 +460,14 @@ async function checkTransparency(kernel: Kernel, disk: Store, expected: Root[]):
     const record = records[index];
     const plain = await runPlain(reference.node, [root.program], {
       id: root.id,
-      functions: (name) => (name === "node" ? reference.node : name === "step" ? reference.step : undefined),
+      functions: (name) =>
+        name === "node"
+          ? reference.node
+          : name === "step"
+            ? reference.step
+            : name === "sleeper"
+              ? reference.sleeper
+              : undefined,
       // A latent promise resolves with its program's value; any other one nobody settles times out.
       external: (settings) =>
         settings.tags?.[VALUE_TAG] !== undefined

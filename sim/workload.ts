@@ -2,7 +2,8 @@
  * Generated durable programs. A `Program` is data: a list of operations (steps
  * with recorded side effects, local and remote calls, calls started now and
  * joined later, sleeps, external promises, detached executions, recorded
- * randomness, external promises nobody settles, which time out). One interpreter, written twice — as an async function and as a
+ * randomness, external promises nobody settles, which time out, calls whose
+ * deadline passes while their callee still sleeps). One interpreter, written twice — as an async function and as a
  * generator function — runs a program through `ctx`, so the same program runs
  * on both SDK engines, and a task may move from one engine to the other when
  * its process crashes. The same async interpreter also runs through the plain
@@ -25,6 +26,7 @@ export type Op =
   | { kind: "sleep"; ms: number }
   | { kind: "promise"; value: number }
   | { kind: "deadline"; ms: number }
+  | { kind: "abandon"; group: string }
   | { kind: "detached"; id: string; program: Program; group: string }
   | { kind: "random" };
 
@@ -44,6 +46,9 @@ export interface Root {
 export const LATENT_TAG = "sim:latent";
 export const VALUE_TAG = "sim:value";
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** An abandoned call: its deadline, and how long its callee sleeps (always longer). */
+const ABANDON_MS = 5_000;
+const SLEEPER_MS = 60_000;
 
 export interface WorkloadShape {
   groups: string[];
@@ -71,7 +76,8 @@ export function generateRoots(random: Random, shape: WorkloadShape): { roots: Ro
         ["join", 1.5],
         ["sleep", 1],
         ["promise", 1],
-        ["deadline", 0.5],
+        ["deadline", 1],
+        ["abandon", 0.5],
         ["detached", nested ? 0.4 : 0],
         ["random", 1],
       ]);
@@ -103,6 +109,9 @@ export function generateRoots(random: Random, shape: WorkloadShape): { roots: Ro
           break;
         case "deadline":
           ops.push({ kind, ms: random.pick([1, 1_000, 20_000]) });
+          break;
+        case "abandon":
+          ops.push({ kind, group });
           break;
         default:
           ops.push({ kind } as Op);
@@ -192,6 +201,15 @@ export function programFunctions(hooks?: StepHooks) {
             results.push((error as Error).name);
           }
           break;
+        case "abandon":
+          try {
+            results.push(
+              await ctx.rpc("sleeper", SLEEPER_MS, ctx.options({ target: op.group, timeout: ABANDON_MS })),
+            );
+          } catch (error) {
+            results.push((error as Error).name);
+          }
+          break;
         case "detached":
           ctx.detached(op.id, "node", op.program, ctx.options({ target: op.group }));
           results.push("d");
@@ -251,6 +269,15 @@ export function programFunctions(hooks?: StepHooks) {
             results.push((error as Error).name);
           }
           break;
+        case "abandon":
+          try {
+            results.push(
+              yield* ctx.rpc("sleeper", SLEEPER_MS, ctx.options({ target: op.group, timeout: ABANDON_MS })),
+            );
+          } catch (error) {
+            results.push((error as Error).name);
+          }
+          break;
         case "detached":
           ctx.detached(op.id, "node", op.program, ctx.options({ target: op.group }));
           results.push("d");
@@ -265,7 +292,20 @@ export function programFunctions(hooks?: StepHooks) {
     return results;
   }
 
-  return { step, node, nodeGenerator };
+  // Called with a deadline far shorter than its sleep: its promise times out while its task waits,
+  // so the sleep's settlement later meets a dead awaiter. Plain code knows the outcome up front.
+  async function sleeper(ctx: Ctx, ms: number): Promise<string> {
+    if (hooks === undefined) throw Object.assign(new Error("timed out"), { name: "TimeoutError" });
+    await ctx.sleep(ms);
+    return "woke";
+  }
+
+  function* sleeperGenerator(ctx: Ctx, ms: number): Generator<unknown, string, unknown> {
+    yield* ctx.sleep(ms);
+    return "woke";
+  }
+
+  return { step, node, nodeGenerator, sleeper, sleeperGenerator };
 }
 
 /** A call's value, or `!message` when it failed. */

@@ -219,6 +219,69 @@ export const MUTANTS: Mutant[] = [
       },
     ],
   },
+  {
+    name: "no-timeout-projection",
+    breaks: "reads show the stored record: a pending promise past its timeoutAt reads as pending",
+    patches: [
+      {
+        file: "src/core/project.ts",
+        find: `  if (!isTimedOut(promise, now)) return promise.state;`,
+        replace: `  return promise.state;`,
+      },
+      {
+        file: "src/core/project.ts",
+        find: `  const timedOut = isTimedOut(promise, now);`,
+        replace: `  const timedOut = false;`,
+      },
+    ],
+  },
+  {
+    name: "resume-dead-awaiter",
+    breaks: "the callback drain wakes an awaiter whose task is already fulfilled (C6 gate removed)",
+    patches: [
+      {
+        file: TRANSITIONS,
+        find: `    if (awaiter === undefined || task === undefined || task.state === "fulfilled") continue;`,
+        replace: `    if (awaiter === undefined || task === undefined) continue;`,
+      },
+    ],
+  },
+  {
+    name: "heartbeat-no-extend",
+    breaks: "heartbeats are answered but do not extend the lease",
+    patches: [
+      {
+        file: TASKS,
+        find: `    writeTask(ctx, { ...task, expiresAt: later(ctx.now, task.ttl) });`,
+        replace: `    writeTask(ctx, { ...task });`,
+      },
+    ],
+  },
+  {
+    name: "fulfil-ignores-state",
+    breaks: "task.fulfill records every result as resolved, whatever state it was given",
+    patches: [
+      {
+        file: TASKS,
+        find: `  const settled = settlePromise(ctx, held.promise, {
+    state: data.action.data.state,`,
+        replace: `  const settled = settlePromise(ctx, held.promise, {
+    state: "resolved",`,
+      },
+    ],
+  },
+  {
+    name: "sweep-not-applied",
+    breaks: "the shell's sweep computes what fired (and delivers its messages) but never applies the changes",
+    patches: [
+      {
+        file: SHELL,
+        find: `            const events = observed ? describeChanges(tx, result.changes, now, "timer") : [];
+            tx.apply(result.changes);`,
+        replace: `            const events = observed ? describeChanges(tx, result.changes, now, "timer") : [];`,
+      },
+    ],
+  },
 ];
 
 export const SURVIVORS: Survivor[] = [
@@ -262,92 +325,5 @@ export const SURVIVORS: Survivor[] = [
       "the outbox only speeds delivery up: a message without a live route when committed is never sent, " +
       "yet the retry timer (R6) dispatches a pending task again and handles poll; nothing in the protocol " +
       "depends on an execute or an unblock arriving",
-  },
-  {
-    name: "no-timeout-projection",
-    breaks: "reads show the stored record: a pending promise past its timeoutAt reads as pending",
-    patches: [
-      {
-        file: "src/core/project.ts",
-        find: `  if (!isTimedOut(promise, now)) return promise.state;`,
-        replace: `  return promise.state;`,
-      },
-      {
-        file: "src/core/project.ts",
-        find: `  const timedOut = isTimedOut(promise, now);`,
-        replace: `  const timedOut = false;`,
-      },
-    ],
-    verdict: "blind spot",
-    why:
-      "never exercised: every request materialises the promises it names (L1), and the simulated " +
-      "server's timers fire on the dot, so in 40 probed seeds none of 221,048 projections met a " +
-      "timed-out but unswept promise; the SDK would absorb one anyway (it confirms a pending record " +
-      "with a create). Needs late server timers and a C8 check (no answer shows pending after one " +
-      "showed settled)",
-  },
-  {
-    name: "resume-dead-awaiter",
-    breaks: "the callback drain wakes an awaiter whose task is already fulfilled (C6 gate removed)",
-    patches: [
-      {
-        file: TRANSITIONS,
-        find: `    if (awaiter === undefined || task === undefined || task.state === "fulfilled") continue;`,
-        replace: `    if (awaiter === undefined || task === undefined) continue;`,
-      },
-    ],
-    verdict: "blind spot",
-    why:
-      "never exercised: no generated execution can die while it waits (deadlines are a day, clock jumps " +
-      "at most 20 s, structured calls wait for their children), so a drain never meets a dead awaiter; " +
-      "needs a workload op whose callee times out while suspended (e.g. an rpc with a 5 s timeout that sleeps a minute)",
-  },
-  {
-    name: "heartbeat-no-extend",
-    breaks: "heartbeats are answered but do not extend the lease",
-    patches: [
-      {
-        file: TASKS,
-        find: `    writeTask(ctx, { ...task, expiresAt: later(ctx.now, task.ttl) });`,
-        replace: `    writeTask(ctx, { ...task });`,
-      },
-    ],
-    verdict: "blind spot",
-    why:
-      "a lost lease is safe by design (fencing), and generated executions rarely outlive one ttl; no " +
-      "invariant says a lease granted or extended at t lasts until t + ttl",
-  },
-  {
-    name: "fulfil-ignores-state",
-    breaks: "task.fulfill records every result as resolved, whatever state it was given",
-    patches: [
-      {
-        file: TASKS,
-        find: `  const settled = settlePromise(ctx, held.promise, {
-    state: data.action.data.state,`,
-        replace: `  const settled = settlePromise(ctx, held.promise, {
-    state: "resolved",`,
-      },
-    ],
-    verdict: "blind spot",
-    why:
-      "never exercised: generated programs catch every failing step, so no durable function (root, rpc, " +
-      "detached) ever rejects and every task.fulfill carries resolved; needs programs that throw",
-  },
-  {
-    name: "sweep-not-applied",
-    breaks: "the shell's sweep computes what fired (and delivers its messages) but never applies the changes",
-    patches: [
-      {
-        file: SHELL,
-        find: `            const events = observed ? describeChanges(tx, result.changes, now, "timer") : [];
-            tx.apply(result.changes);`,
-        replace: `            const events = observed ? describeChanges(tx, result.changes, now, "timer") : [];`,
-      },
-    ],
-    verdict: "blind spot",
-    why:
-      "the due timers stay due, so the shell sweeps again at the same instant forever: simulated time stops, " +
-      "the calm phase never reaches its deadline, and the simulator hangs instead of failing e (liveness)",
   },
 ];
