@@ -4,9 +4,9 @@
  * keep separate figures. Counters and histograms are fed by small hooks on the
  * hot paths (HTTP edge, group commit, sweeps); gauges are read when scraped.
  *
- * Not here: promises and tasks by state. The store has no cheap count, and
- * paging every record through a scrape would grow with the store; they wait for
- * a count method on the stores.
+ * Promises and tasks by state come from the store's `countByState` (an indexed
+ * GROUP BY), read once per scrape: never counted on writes, so the hot path pays
+ * nothing for them. They count stored states (see `StateCounts`).
  *
  * Invariants:
  *  M1  The `kind` label takes only the protocol's request kinds or `unknown`, so
@@ -15,10 +15,14 @@
  *      labelled children are cached, and times are `performance.now()` numbers.
  *  M3  A scrape only reads: the outbox depth is one bounded read, capped at
  *      `OUTBOX_DEPTH_CAP` (a deeper outbox reports the cap).
+ *  M4  Every protocol state has a by-state series on every scrape (0 when none),
+ *      so a state that empties drops to 0 instead of keeping its last value.
  */
 import { performance } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { PROMISE_STATES, TASK_STATES } from "../protocol/records.js";
 import { REQUEST_KINDS } from "../protocol/requests.js";
+import type { StateCounts } from "../store/store.js";
 
 export const OUTBOX_DEPTH_CAP = 10_000;
 
@@ -31,6 +35,8 @@ export interface MetricsSources {
   connections(): number;
   /** Messages waiting in the outbox, at most `cap`. */
   outboxDepth(cap: number): Promise<number>;
+  /** Promises and tasks by stored state; absent when the store cannot count. */
+  countByState?: () => Promise<StateCounts>;
 }
 
 type CounterChild = ReturnType<Counter<"kind" | "status">["labels"]>;
@@ -95,6 +101,37 @@ export class ServerMetrics {
         this.set(await sources.outboxDepth(OUTBOX_DEPTH_CAP));
       },
     });
+    const countByState = sources.countByState;
+    if (countByState !== undefined) {
+      // One store read serves both gauges: the first collect of a scrape starts it.
+      let pending: Promise<StateCounts> | undefined;
+      const counts = (): Promise<StateCounts> => {
+        pending ??= countByState().finally(() => {
+          pending = undefined;
+        });
+        return pending;
+      };
+      new Gauge({
+        name: "pledge_promises",
+        help: "Stored promises by state.",
+        labelNames: ["state"],
+        registers,
+        async collect() {
+          const byState = (await counts()).promises;
+          for (const state of PROMISE_STATES) this.labels(state).set(byState[state] ?? 0); // M4
+        },
+      });
+      new Gauge({
+        name: "pledge_tasks",
+        help: "Stored tasks by state.",
+        labelNames: ["state"],
+        registers,
+        async collect() {
+          const byState = (await counts()).tasks;
+          for (const state of TASK_STATES) this.labels(state).set(byState[state] ?? 0); // M4
+        },
+      });
+    }
   }
 
   get contentType(): string {

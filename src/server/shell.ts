@@ -96,6 +96,7 @@ export class ServerShell {
       connections: () => this.connections.size,
       outboxDepth: (cap) =>
         this.processor.submit({ run: (tx) => ({ result: tx.outbox({ limit: cap }).length, messages: [] }) }),
+      countByState: deps.store.countByState?.bind(deps.store),
     });
     this.processor = new Processor(
       deps.store,

@@ -22,7 +22,7 @@ import type {
 } from "../core/state.js";
 import { compareCodePoints } from "../lib/order.js";
 import { TAG, type Tags } from "../protocol/records.js";
-import type { Store, StoreStats, StoreTransaction } from "./store.js";
+import type { StateCounts, Store, StoreStats, StoreTransaction } from "./store.js";
 
 const compareStrings = compareCodePoints;
 const byId = (a: { id: string }, b: { id: string }) => compareCodePoints(a.id, b.id);
@@ -53,6 +53,15 @@ export class MemoryStore implements Store, StoreTransaction {
   }
 
   async ping(): Promise<void> {}
+
+  async countByState(): Promise<StateCounts> {
+    const counts: StateCounts = { promises: {}, tasks: {} };
+    for (const promise of this.promises.values()) {
+      counts.promises[promise.state] = (counts.promises[promise.state] ?? 0) + 1;
+    }
+    for (const task of this.tasks.values()) counts.tasks[task.state] = (counts.tasks[task.state] ?? 0) + 1;
+    return counts;
+  }
 
   async close(): Promise<void> {
     this.closed = true;

@@ -11,6 +11,7 @@
  * nothing of that transaction was applied.
  */
 import type { Changes, StateReader } from "../core/state.js";
+import type { PromiseState, TaskState } from "../protocol/records.js";
 
 export interface StoreTransaction extends StateReader {
   /** Applies one step's changes; later reads in this transaction see them. */
@@ -22,6 +23,16 @@ export interface StoreStats {
   commits: number;
 }
 
+/**
+ * Records by their stored state (a pending promise past its timeout still counts
+ * as pending until a request or the sweep touches it). States with no record are
+ * absent. For `GET /metrics`, read when scraped, never per write.
+ */
+export interface StateCounts {
+  promises: Partial<Record<PromiseState, number>>;
+  tasks: Partial<Record<TaskState, number>>;
+}
+
 export interface Store {
   /** What this store is, for logs and `/ready`: `memory`, `sqlite:<path>`, … */
   readonly description: string;
@@ -29,6 +40,12 @@ export interface Store {
   transaction<T>(work: (tx: StoreTransaction) => T): Promise<T>;
   /** Resolves when the store answers; rejects with `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;
+  /**
+   * Promises and tasks by stored state: one indexed GROUP BY per table on SQL
+   * stores. Optional so that wrappers (fault injection, tests) need not forward
+   * it; without it `/metrics` reports no by-state gauges.
+   */
+  countByState?(): Promise<StateCounts>;
   close(): Promise<void>;
 }
 

@@ -86,6 +86,32 @@ describe("GET /metrics", () => {
     expect(sample(after, "pledge_outbox_messages")).toBe(0);
   });
 
+  test("the by-state gauges count promises and tasks as stored, every state present", async () => {
+    const server = await serve();
+    const empty = await metricsOf(server.url);
+    expect(empty).toContain('pledge_promises{state="rejected_timedout"} 0');
+    expect(sample(empty, "pledge_promises", { state: "pending" })).toBe(0);
+    expect(sample(empty, "pledge_tasks", { state: "pending" })).toBe(0);
+
+    for (let index = 0; index < 4; index += 1)
+      await ok(server.url, "promise.create", { id: `s-${index}`, timeoutAt: Date.now() + 600_000 });
+    await ok(server.url, "promise.settle", { id: "s-0", state: "resolved", value: { data: "" } });
+    await ok(server.url, "promise.settle", { id: "s-1", state: "rejected", value: { data: "" } });
+    // A promise with a target makes a task (pending, its execute undelivered).
+    await ok(server.url, "promise.create", {
+      id: "s-task",
+      timeoutAt: Date.now() + 600_000,
+      tags: { "resonate:target": "poll://any@nobody" },
+    });
+
+    const after = await metricsOf(server.url);
+    expect(sample(after, "pledge_promises", { state: "pending" })).toBe(3);
+    expect(sample(after, "pledge_promises", { state: "resolved" })).toBe(1);
+    expect(sample(after, "pledge_promises", { state: "rejected" })).toBe(1);
+    expect(sample(after, "pledge_tasks", { state: "pending" })).toBe(1);
+    expect(sample(after, "pledge_tasks", { state: "acquired" })).toBe(0);
+  });
+
   test("an unknown request kind is counted as unknown, never as a label of its own", async () => {
     const server = await serve();
     const reply = await call(server.url, "promise.explode", { id: "x" });

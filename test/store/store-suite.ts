@@ -92,6 +92,24 @@ export function describeStore(
     const write = (changes: Partial<Changes>) => store.transaction((tx) => tx.apply(changesOf(changes)));
     const read = <T>(reader: (tx: StoreTransaction) => T) => store.transaction(reader);
 
+    describe("counts by state", () => {
+      it("counts promises and tasks by stored state, and an empty store as no states", async () => {
+        expect(await store.countByState?.()).toStrictEqual({ promises: {}, tasks: {} });
+        await write({
+          promises: [
+            promiseFixture("c1"),
+            promiseFixture("c2"),
+            promiseFixture("c3", { state: "resolved", settledAt: 5 }),
+          ],
+          tasks: [taskFixture("c1"), taskFixture("c2", { state: "fulfilled" })],
+        });
+        expect(await store.countByState?.()).toStrictEqual({
+          promises: { pending: 2, resolved: 1 },
+          tasks: { suspended: 1, fulfilled: 1 },
+        });
+      });
+    });
+
     describe("promises", () => {
       it("a promise never written reads as undefined", async () => {
         expect(await read((tx) => tx.promise("missing"))).toBeUndefined();

@@ -26,6 +26,8 @@
  *  - Instants and durations are `bigint` (milliseconds), read back as numbers.
  *  - Migration 2 indexes what retention reads (`settledPromises`, `callbacksByAwaiter`):
  *    settled promises by `(settled_at, id)`, callbacks by awaiter.
+ *  - Migration 3 indexes promises and tasks by `state`, so `countByState` (the
+ *    `/metrics` gauges) is a GROUP BY over an index, not over the rows.
  */
 
 export interface Migration {
@@ -111,6 +113,14 @@ CREATE INDEX outbox_by_address ON outbox (address, key);
     sql: `
 CREATE INDEX promises_by_settled ON promises (settled_at, id) WHERE settled_at IS NOT NULL;
 CREATE INDEX callbacks_by_awaiter ON callbacks (awaiter, awaited);
+`,
+  },
+  {
+    version: 3,
+    name: "state-indexes",
+    sql: `
+CREATE INDEX promises_by_state ON promises (state);
+CREATE INDEX tasks_by_state ON tasks (state);
 `,
   },
 ];

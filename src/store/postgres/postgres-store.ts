@@ -36,6 +36,7 @@ import { AssertionError, assert } from "../../lib/assert.js";
 import { PROMISE_STATES, type PromiseState, TAG } from "../../protocol/records.js";
 import { type ScheduleRow, scheduleFromRow, type TaskRow, taskFromRow } from "../rows.js";
 import {
+  type StateCounts,
   type Store,
   StoreSchemaError,
   type StoreStats,
@@ -219,6 +220,21 @@ export class PostgresStore implements Store {
     if (this.closed) throw new StoreUnavailableError(`${this.description} is closed`);
     try {
       await this.pool.query("SELECT 1");
+    } catch (error) {
+      throw translateError(error, this.description, true);
+    }
+  }
+
+  async countByState(): Promise<StateCounts> {
+    if (this.closed) throw new StoreUnavailableError(`${this.description} is closed`);
+    try {
+      const promises = await this.pool.query<{ state: string; n: string }>(
+        "SELECT state, count(*) AS n FROM promises GROUP BY state",
+      );
+      const tasks = await this.pool.query<{ state: string; n: string }>(
+        "SELECT state, count(*) AS n FROM tasks GROUP BY state",
+      );
+      return { promises: countRows(promises.rows), tasks: countRows(tasks.rows) };
     } catch (error) {
       throw translateError(error, this.description, true);
     }
@@ -731,4 +747,11 @@ async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
         )
       ).map((row) => ({ awaited: row.awaited, address: decodeText(row.address) }));
   }
+}
+
+/** `count(*)` is a bigint, which pg returns as text. */
+function countRows(rows: readonly { state: string; n: string }[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const row of rows) counts[row.state] = Number(row.n);
+  return counts;
 }

@@ -18,6 +18,8 @@
  *  - `promises.armed` is 0 or 1.
  *  - Migration 2 indexes what retention reads (`settledPromises`, `callbacksByAwaiter`):
  *    settled promises by `(settled_at, id)`, callbacks by awaiter.
+ *  - Migration 3 indexes promises and tasks by `state`, so `countByState` (the
+ *    `/metrics` gauges) is a GROUP BY over an index, not over the rows.
  */
 
 export interface Migration {
@@ -101,6 +103,14 @@ CREATE INDEX outbox_by_address ON outbox (address, key);
     sql: `
 CREATE INDEX promises_by_settled ON promises (settled_at, id) WHERE settled_at IS NOT NULL;
 CREATE INDEX callbacks_by_awaiter ON callbacks (awaiter, awaited);
+`,
+  },
+  {
+    version: 3,
+    name: "state-indexes",
+    sql: `
+CREATE INDEX promises_by_state ON promises (state);
+CREATE INDEX tasks_by_state ON tasks (state);
 `,
   },
 ];

@@ -53,6 +53,7 @@ import { assert } from "../../lib/assert.js";
 import { PROMISE_STATES, type PromiseState, TAG } from "../../protocol/records.js";
 import { type ScheduleRow, scheduleFromRow, type TaskRow, taskFromRow } from "../rows.js";
 import {
+  type StateCounts,
   type Store,
   StoreSchemaError,
   type StoreStats,
@@ -222,6 +223,18 @@ export class SqliteStore implements Store {
     }
   }
 
+  async countByState(): Promise<StateCounts> {
+    if (this.closed) throw new StoreUnavailableError(`${this.description} is closed`);
+    try {
+      return {
+        promises: countRows(this.statements.countPromises.all()),
+        tasks: countRows(this.statements.countTasks.all()),
+      };
+    } catch (error) {
+      throw translateError(error, this.description);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -323,6 +336,12 @@ function isThenable(value: unknown): boolean {
     value !== null &&
     typeof (value as { then?: unknown }).then === "function"
   );
+}
+
+function countRows(rows: unknown[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const row of rows as { state: string; n: number }[]) counts[row.state] = row.n;
+  return counts;
 }
 
 /** Q2: unreachable-kind SQLite errors become `StoreUnavailableError`; anything else passes through. */
@@ -458,6 +477,8 @@ function prepareStatements(db: Database.Database) {
     commit: db.prepare("COMMIT"),
     rollback: db.prepare("ROLLBACK"),
     ping: db.prepare("SELECT 1"),
+    countPromises: db.prepare("SELECT state, count(*) AS n FROM promises GROUP BY state"),
+    countTasks: db.prepare("SELECT state, count(*) AS n FROM tasks GROUP BY state"),
 
     promise: db.prepare<[string], PromiseRow>(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ?`),
     task: db.prepare<[string], TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ?`),
