@@ -61,7 +61,7 @@ export interface RunReport {
 }
 
 /** Once calm, everything must be done within this much simulated time (e). */
-const CALM_LIMIT_MS = 60 * 60 * 1000;
+const CALM_LIMIT_MS = 15 * 60 * 1000;
 const TTL_MS = 10_000;
 const SCHEDULE = "every-minute";
 const GROUPS = ["g1", "g2"];
@@ -139,8 +139,18 @@ export async function runSeed(options: RunOptions): Promise<RunReport> {
       client((process) => startRoots(process, roots, scheduled)),
     );
     world.spawn("settler", "clients", client(settleLatent));
-    world.spawn("mallory", "clients", client(misbehave));
-    world.spawn("auditor", "clients", client(audit));
+    // Misbehaviour and audits are part of the chaos: they stop once the world is calm.
+    const calmed = () => world.calmed;
+    world.spawn(
+      "mallory",
+      "clients",
+      client((process) => misbehave(process, calmed)),
+    );
+    world.spawn(
+      "auditor",
+      "clients",
+      client((process) => audit(process, calmed)),
+    );
 
     let replays = 0;
     const replayer = new SimNode("replayer");
@@ -255,8 +265,9 @@ function settleLatent(process: SimProcess): void {
 }
 
 /** An operator watching: reads every promise often (each answer is held to the projection rule). */
-function audit(process: SimProcess): void {
+function audit(process: SimProcess, calmed: () => boolean): void {
   const again = () => {
+    if (calmed()) return;
     process.schedule(process.random.int(200, 800), () => {
       void process.network.send({ kind: "promise.search", data: { limit: 1_000 } }).finally(again);
     });
@@ -265,7 +276,7 @@ function audit(process: SimProcess): void {
 }
 
 /** A misbehaving client: stale versions, ids that do not exist, late settles of settled promises, wide reads. */
-function misbehave(process: SimProcess): void {
+function misbehave(process: SimProcess, calmed: () => boolean): void {
   const { network } = process;
   const random = process.random;
   const loop = async () => {
@@ -315,6 +326,7 @@ function misbehave(process: SimProcess): void {
     }
   };
   const again = () => {
+    if (calmed()) return;
     process.schedule(random.int(100, 2_000), () => void loop().finally(again));
   };
   again();
