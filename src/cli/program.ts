@@ -13,6 +13,7 @@ import type { Environment } from "./args.js";
 import { addClientCommands } from "./commands.js";
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationError, oneLine, UsageError } from "./errors.js";
 import { addGcCommand, IDEMPOTENCE_NOTE } from "./gc.js";
+import { addMigrateCommand } from "./migrate.js";
 import { LOG_LEVELS, resolveServeOptions, runServe, type ServeFlags } from "./serve.js";
 import { addLiveCommands } from "./tail.js";
 
@@ -84,6 +85,7 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
   addClientCommands(program, io);
   addLiveCommands(program, io);
   addGcCommand(program, io);
+  addMigrateCommand(program, io);
   return program;
 }
 
