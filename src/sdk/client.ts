@@ -14,6 +14,7 @@ import { type DurableFunction, PromiseSettledError, type RegisteredFunction } fr
 import type { Network } from "./network/network.js";
 import { type CallOptions, type Options, options, splitOptions } from "./options.js";
 import { FunctionRegistry } from "./registry.js";
+import { invocationSpan } from "./tracing.js";
 import { Worker } from "./worker.js";
 
 export interface ClientOptions {
@@ -118,6 +119,7 @@ export class PledgeClient {
     const name = typeof fn === "string" ? fn : this.nameFor(fn);
     const { args, options } = splitOptions(rest);
     const sentAt = this.settings.clock.now();
+    const span = invocationSpan("run", id, name);
     const response = await this.send({
       kind: "task.create",
       data: {
@@ -125,10 +127,10 @@ export class PledgeClient {
         ttl: this.settings.ttl,
         action: {
           kind: "promise.create",
-          data: this.invocation(id, name, args, options, this.settings.network.anycast),
+          data: this.invocation(id, name, args, options, this.settings.network.anycast, span.tags),
         },
       },
-    });
+    }).finally(() => span.end());
     if (response.status === 200) {
       const data = response.data as { task: TaskRecord; promise: PromiseRecord; preload: PromiseRecord[] };
       if (data.task.state === "acquired" && data.task.pid === this.settings.pid)
@@ -149,10 +151,11 @@ export class PledgeClient {
     const { args, options } = splitOptions(rest);
     const target = options.target ?? this.settings.group;
     const address = /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `poll://any@${target}`;
+    const span = invocationSpan("rpc", id, name);
     const response = await this.send({
       kind: "promise.create",
-      data: this.invocation(id, name, args, options, address),
-    });
+      data: this.invocation(id, name, args, options, address, span.tags),
+    }).finally(() => span.end());
     if (response.status !== 200) throw new Error(`rpc ${id}: ${String(response.data)}`);
     return this.handle<T>(id);
   }
@@ -235,7 +238,15 @@ export class PledgeClient {
     return fn.name;
   }
 
-  private invocation(id: string, name: string, args: unknown[], options: CallOptions, target: string) {
+  /** The root promise of an invocation; `trace` holds its span's `traceparent`, when traced. */
+  private invocation(
+    id: string,
+    name: string,
+    args: unknown[],
+    options: CallOptions,
+    target: string,
+    trace: Tags,
+  ) {
     return {
       id,
       timeoutAt: this.settings.clock.now() + (options.timeout ?? DAY_MS),
@@ -250,6 +261,7 @@ export class PledgeClient {
         [TAG.branch]: id,
         [TAG.parent]: id,
         [TAG.prefix]: id,
+        ...trace,
         ...options.tags,
       },
     };

@@ -39,6 +39,7 @@ import { decode, encode, SerializationError, toError } from "../codec.js";
 import type { Network } from "../network/network.js";
 import type { CallOptions } from "../options.js";
 import { DEFAULT_RETRY, NonRetryableError, type RetryPolicy, retryDelay } from "../retry.js";
+import { ExecutionTrace } from "../tracing.js";
 import { Future, type FutureObserver, type TrackedFuture } from "./future.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: durable functions take any arguments.
@@ -169,6 +170,8 @@ export class Execution implements FutureObserver {
   private finished = false;
   private report: ((outcome: Outcome) => void) | undefined;
   readonly root: Frame;
+  /** Spans, when OpenTelemetry is installed (`../tracing.ts`); otherwise inert. */
+  private readonly trace: ExecutionTrace;
 
   constructor(
     private readonly env: ExecutionEnvironment,
@@ -187,6 +190,7 @@ export class Execution implements FutureObserver {
       branch,
       origin,
     );
+    this.trace = new ExecutionTrace(rootRecord, task, this.root.func);
   }
 
   /** Runs the task's function until it is done or blocked. */
@@ -358,7 +362,12 @@ export class Execution implements FutureObserver {
       return future;
     }
     const timeoutAt = this.timeoutAt(frame, options.timeout, false);
-    const tags: Tags = { ...this.lineage(frame, id, frame.branch), [TAG.scope]: "local", ...options.tags };
+    const tags: Tags = {
+      ...this.lineage(frame, id, frame.branch),
+      [TAG.scope]: "local",
+      ...options.tags,
+      ...this.trace.call("run", name, id),
+    };
     // Only the two writes count as in flight: while the step's function runs, its
     // frame says whether it works or waits, so a nested function can block too.
     void (async () => {
@@ -373,7 +382,9 @@ export class Execution implements FutureObserver {
       }
       const child = new Frame(id, timeoutAt, name, frame.branch, frame.origin);
       if (!(this.env.holdsLease?.(this.task) ?? true)) {
-        this.abandon(`task ${this.task.id} v${this.task.version}: the lease may have lapsed; ${id} not started`);
+        this.abandon(
+          `task ${this.task.id} v${this.task.version}: the lease may have lapsed; ${id} not started`,
+        );
         return;
       }
       const result = await this.attempts(child, fn, args, options);
@@ -401,7 +412,7 @@ export class Execution implements FutureObserver {
       this.settleFrom(future, recorded);
       return future;
     }
-    const creation = this.track(() => this.fenceCreate(data()))
+    const creation = this.track(() => this.fenceCreate(this.traced(kind, name, data())))
       .then((created) => {
         if (created === undefined || !this.matches(created, kind, name, future)) return;
         this.learn(created);
@@ -533,6 +544,7 @@ export class Execution implements FutureObserver {
 
   private settleFrom(future: Future<unknown>, record: PromiseRecord): void {
     this.records.set(record.id, record);
+    this.trace.settled(record);
     if (this.finished || future.settled) return;
     switch (record.state) {
       case "pending":
@@ -580,6 +592,12 @@ export class Execution implements FutureObserver {
     if (detached) return this.env.clock.now() + (timeoutMs ?? DAY_MS);
     if (timeoutMs === undefined) return frame.timeoutAt;
     return Math.min(frame.timeoutAt, this.env.clock.now() + timeoutMs);
+  }
+
+  /** A call's creation with its span's `traceparent` tag, when traced. */
+  private traced(kind: CallKind, name: string, data: PromiseCreateData): PromiseCreateData {
+    const tags = this.trace.call(kind, name, data.id);
+    return Object.keys(tags).length === 0 ? data : { ...data, tags: { ...data.tags, ...tags } };
   }
 
   private async fenceCreate(data: PromiseCreateData): Promise<PromiseRecord | undefined> {
@@ -636,6 +654,7 @@ export class Execution implements FutureObserver {
 
   private finish(outcome: Outcome): void {
     if (this.finished) return;
+    this.trace.finish(outcome);
     if (outcome.kind !== "suspended") this.finished = true;
     const report = this.report;
     this.report = undefined;

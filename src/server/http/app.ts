@@ -12,6 +12,8 @@
  *  W3  An SSE frame carries exactly one `data:` line (compact JSON has no newline).
  *  W4  `GET /events` takes its token from the header or `?token=` (an `EventSource`
  *      cannot send headers); without it, the same plain 401 as `/poll`.
+ *  W5  Each `POST /` is one `pledge.request` span (OpenTelemetry, when installed:
+ *      `lib/tracing.ts`), ended exactly when it is answered, as its metrics are.
  */
 import { timingSafeEqual } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -19,6 +21,7 @@ import { Hono, type HonoRequest } from "hono";
 import { streamSSE } from "hono/streaming";
 import { AssertionError, assert } from "../../lib/assert.js";
 import type { Logger } from "../../lib/logger.js";
+import { startSpan, type TraceSpan } from "../../lib/tracing.js";
 import { type ErrorCode, protocolError } from "../../protocol/errors.js";
 import { decodeBody, failureResponse, parseRequest } from "../../protocol/parse.js";
 import { type OutgoingMessage, PROTOCOL_VERSION } from "../../protocol/records.js";
@@ -120,30 +123,45 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
     code === "store_unavailable" ? protocolError(503, code, message) : protocolError(500, code, message);
 
   /** Every answer of POST / goes through here, so each is counted once (metrics). */
-  const answer = (startedMs: number, kind: string, corrId: string, response: ProtocolResponse): Response => {
-    shell.metrics.requestAnswered(kind, response.status, startedMs);
+  /** `started`: the arrival (a `performance.now()` reading) and the request's span. */
+  const answer = (
+    started: { ms: number; span: TraceSpan },
+    kind: string,
+    corrId: string,
+    response: ProtocolResponse,
+  ): Response => {
+    shell.metrics.requestAnswered(kind, response.status, started.ms);
+    started.span.setAttributes({ "pledge.request.kind": kind, "http.response.status_code": response.status });
+    started.span.end(response.status >= 500 ? `status ${response.status}` : undefined);
     return reply(kind, corrId, response);
   };
 
   const unauthorized = () => protocolError(401, "unauthorized", "authorization: missing or invalid token");
 
   app.post("/", async (c) => {
-    const startedMs = performance.now();
+    const started = {
+      ms: performance.now(),
+      // W5: a span per protocol request, under the caller's W3C `traceparent` header if any.
+      span: startSpan("pledge.request", {
+        kind: "server",
+        parent: { traceparent: c.req.header("traceparent") },
+      }),
+    };
     const headerToken = bearer(c.req.header("authorization"));
     const bytes = await readBodyWithin(c.req, options.maxBodyBytes);
     if (bytes === undefined) {
       // The body is not read past the limit, so only the header can carry a token here.
       if (options.authToken !== undefined && !tokenMatches(options.authToken, headerToken))
-        return answer(startedMs, "unknown", "0", unauthorized());
+        return answer(started, "unknown", "0", unauthorized());
       const message = `body: larger than the limit of ${options.maxBodyBytes} bytes`;
-      return answer(startedMs, "unknown", "0", protocolError(413, "body_too_large", message));
+      return answer(started, "unknown", "0", protocolError(413, "body_too_large", message));
     }
     const decoded = decodeBody(bytes);
     if (options.authToken !== undefined) {
       const presented = headerToken ?? (decoded.ok ? decoded.auth : undefined);
       if (!tokenMatches(options.authToken, presented)) {
         return answer(
-          startedMs,
+          started,
           decoded.ok ? decoded.kind : "unknown",
           decoded.ok ? decoded.corrId : "0",
           unauthorized(),
@@ -151,24 +169,19 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
       }
     }
     if (!decoded.ok)
-      return answer(
-        startedMs,
-        decoded.failure.kind,
-        decoded.failure.corrId,
-        failureResponse(decoded.failure),
-      );
+      return answer(started, decoded.failure.kind, decoded.failure.corrId, failureResponse(decoded.failure));
     const parsed = parseRequest(decoded.json, { debug: options.debug, text: decoded.text });
     if (!parsed.ok)
-      return answer(startedMs, parsed.failure.kind, parsed.failure.corrId, failureResponse(parsed.failure));
+      return answer(started, parsed.failure.kind, parsed.failure.corrId, failureResponse(parsed.failure));
     const { request } = parsed;
     try {
       const response = await shell.handle(request, parsed.debugTime);
-      return answer(startedMs, request.kind, request.corrId, response);
+      return answer(started, request.kind, request.corrId, response);
     } catch (error) {
       if (error instanceof StoreUnavailableError) {
         options.logger.warn({ err: error, kind: request.kind }, "store unavailable");
         return answer(
-          startedMs,
+          started,
           request.kind,
           request.corrId,
           failed("store_unavailable", `store unavailable: ${error.message}`),
@@ -177,7 +190,7 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
       if (error instanceof AssertionError) options.onFatal(error);
       options.logger.error({ err: error, kind: request.kind }, "request failed");
       return answer(
-        startedMs,
+        started,
         request.kind,
         request.corrId,
         failed("internal", "internal error; see the server log"),
