@@ -1,0 +1,524 @@
+/**
+ * `npm run bench:sdk`: durable steps per second through the SDK, the figure
+ * users feel. The workload (support/sdk-load.ts) is a durable function of ten
+ * `ctx.run` steps, kept `--concurrency` executions in flight (default 16).
+ * Figures and ratios, never pass/fail on time (STYLE, bench/).
+ *
+ *  - `--mode embedded`: one `new Pledge({ store })` in this process.
+ *  - `--mode remote` (default): `--replicas` `pledge serve` processes (the built
+ *    CLI, dist/) on one store, and `--workers` worker processes (default 3;
+ *    support/sdk-worker.ts) spread round-robin over the replicas, the
+ *    concurrency split between them. More than one replica needs PostgreSQL.
+ *
+ * Every run gets a new store (a temporary SQLite file, or a fresh schema of the
+ * PostgreSQL database named by --store, dropped afterwards) and new processes;
+ * each figure is the median of `--runs` runs (default 3). CPU use is read from
+ * /proc over the measured window: the whole machine's busy share, and the cores
+ * used by the servers, the workers (or this process) and PostgreSQL's backends.
+ * Progress goes to stderr; stdout holds the report and, last, one JSON line.
+ *
+ * Flags: --store sqlite|sqlite:<new path>|memory|postgres://… (default sqlite) ·
+ * --mode remote|embedded · --concurrency n (16) · --replicas n (1) · --workers n
+ * (3) · --sync full|normal (SQLite, remote; embedded is always full) ·
+ * --duration s (5) · --warmup s (2) · --runs n (3).
+ */
+import { type ChildProcess, fork, spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { Pledge } from "../src/index.js";
+import { parseStoreUrl } from "../src/node/open-store.js";
+import { formatCount, formatDecimal, median, rounded, sleep, table } from "./support/figures.js";
+import { type LoadResult, register, runLoad, STEPS } from "./support/sdk-load.js";
+import type { WorkerCommand, WorkerMessage } from "./support/sdk-worker.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const CLI = path.join(ROOT, "dist/cli/main.js");
+const WORKER = fileURLToPath(new URL("./support/sdk-worker.ts", import.meta.url));
+
+type StoreChoice = { kind: "memory" } | { kind: "sqlite"; path?: string } | { kind: "postgres"; url: string };
+
+interface Settings {
+  store: StoreChoice;
+  mode: "embedded" | "remote";
+  concurrency: number;
+  replicas: number;
+  workers: number;
+  sync: "full" | "normal";
+  durationMs: number;
+  warmupMs: number;
+  runs: number;
+}
+
+function usage(message: string): never {
+  process.stderr.write(`bench:sdk: ${message}\n`);
+  process.exit(2);
+}
+
+function positive(name: string, text: string, integer: boolean): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value)))
+    usage(`--${name}: expected a positive ${integer ? "integer" : "number"}, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+function parseSettings(argv: string[]): Settings {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      store: { type: "string", default: "sqlite" },
+      mode: { type: "string", default: "remote" },
+      concurrency: { type: "string", default: "16" },
+      replicas: { type: "string", default: "1" },
+      workers: { type: "string", default: "3" },
+      sync: { type: "string", default: "full" },
+      duration: { type: "string", default: "5" },
+      warmup: { type: "string", default: "2" },
+      runs: { type: "string", default: "3" },
+    },
+    strict: true,
+  });
+  let store: StoreChoice;
+  if (values.store === "sqlite") store = { kind: "sqlite" };
+  else {
+    let location: ReturnType<typeof parseStoreUrl>;
+    try {
+      location = parseStoreUrl(values.store);
+    } catch (error) {
+      usage(`--store: ${(error as Error).message}`);
+    }
+    store = location.kind === "postgres" ? { kind: "postgres", url: location.url } : location;
+    if (location.kind === "sqlite" && fs.existsSync(location.path))
+      usage(`--store: ${location.path} exists; name a new file, the benchmark removes it`);
+    if (location.kind === "postgres" && new URL(location.url).searchParams.has("schema"))
+      usage("--store: leave out ?schema=; every run creates and drops a schema of its own");
+  }
+  if (values.mode !== "embedded" && values.mode !== "remote")
+    usage(`--mode: expected embedded or remote, got ${JSON.stringify(values.mode)}`);
+  if (values.sync !== "full" && values.sync !== "normal")
+    usage(`--sync: expected full or normal, got ${JSON.stringify(values.sync)}`);
+  const replicas = positive("replicas", values.replicas, true);
+  if (replicas > 1 && store.kind !== "postgres")
+    usage("--replicas: a memory or SQLite store has one owner process; replicas need PostgreSQL");
+  if (replicas > 1 && values.mode === "embedded")
+    usage("--replicas: replicas are separate `pledge serve` processes; use --mode remote");
+  if (store.kind === "memory" && values.mode === "remote")
+    usage("--store: memory with --mode remote would measure nothing durable; use sqlite or postgres");
+  return {
+    store,
+    mode: values.mode,
+    concurrency: positive("concurrency", values.concurrency, true),
+    replicas,
+    workers: positive("workers", values.workers, true),
+    sync: values.sync,
+    durationMs: positive("duration", values.duration, false) * 1000,
+    warmupMs: Math.max(0, Number(values.warmup)) * 1000,
+    runs: positive("runs", values.runs, true),
+  };
+}
+
+function progress(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+// ---------------------------------------------------------------------------
+// CPU, from /proc (Linux); zeros elsewhere.
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** User + system seconds of a process, 0 once it is gone. */
+function processCpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** Every process whose command is `postgres` (the server and its backends). */
+function postgresPids(): number[] {
+  try {
+    return fs
+      .readdirSync("/proc")
+      .filter((name) => /^\d+$/.test(name))
+      .filter((name) => {
+        try {
+          return fs.readFileSync(`/proc/${name}/comm`, "utf8").trim() === "postgres";
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** The machine's busy and total jiffies (all cores) from /proc/stat. */
+function machineJiffies(): { busy: number; total: number } {
+  try {
+    const line = fs.readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+    const values = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = values.slice(0, 8).reduce((sum, value) => sum + value, 0);
+    const idle = (values[3] ?? 0) + (values[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
+interface CpuSample {
+  atMs: number;
+  machine: { busy: number; total: number };
+  servers: number;
+  postgres: number;
+  here: number;
+}
+
+function sampleCpu(serverPids: number[]): CpuSample {
+  const here = process.cpuUsage();
+  return {
+    atMs: performance.now(),
+    machine: machineJiffies(),
+    servers: serverPids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0),
+    postgres: postgresPids().reduce((sum, pid) => sum + processCpuSeconds(pid), 0),
+    here: (here.user + here.system) / 1e6,
+  };
+}
+
+interface CpuUse {
+  /** Busy share of all cores of the machine, 0–1. */
+  machineBusy: number;
+  /** Cores used (CPU seconds per second) by each role in the window. */
+  servers: number;
+  workers: number;
+  postgres: number;
+}
+
+function cpuUse(before: CpuSample, after: CpuSample, workerCpuMicros: number, embedded: boolean): CpuUse {
+  const seconds = (after.atMs - before.atMs) / 1000;
+  const total = after.machine.total - before.machine.total;
+  return {
+    machineBusy: total > 0 ? (after.machine.busy - before.machine.busy) / total : Number.NaN,
+    servers: (after.servers - before.servers) / seconds,
+    workers: embedded ? (after.here - before.here) / seconds : workerCpuMicros / 1e6 / seconds,
+    postgres: (after.postgres - before.postgres) / seconds,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Stores and processes.
+
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startReplica(store: string, sync: string): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(
+    process.execPath,
+    [CLI, "serve", "--port", String(port), "--store", store, "--sync", sync, "--log-level", "warn"],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`pledge serve exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/health`)).status === 200) return { child, url };
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error("pledge serve did not answer /health within 20 s");
+    await sleep(50);
+  }
+}
+
+function startWorker(url: string, concurrency: number, prefix: string): ChildProcess {
+  return fork(WORKER, [JSON.stringify({ url, concurrency, prefix })], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+}
+
+function next(child: ChildProcess, type: WorkerMessage["type"]): Promise<WorkerMessage> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: WorkerMessage) => {
+      if (message.type !== type && message.type !== "failed") return;
+      cleanup();
+      if (message.type === "failed") reject(new Error(`worker: ${message.message}`));
+      else resolve(message);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`worker exited with ${code} before answering ${type}`));
+    };
+    const cleanup = () => {
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+    };
+    child.on("message", onMessage);
+    child.once("exit", onExit);
+  });
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------------------
+// One run.
+
+interface RunFigures {
+  stepsPerSecond: number;
+  executions: number;
+  cpu: CpuUse;
+}
+
+/** Splits `total` into `parts` near-equal positive shares. */
+function shares(total: number, parts: number): number[] {
+  return Array.from(
+    { length: parts },
+    (_, index) => Math.floor(total / parts) + (index < total % parts ? 1 : 0),
+  );
+}
+
+async function oneRun(settings: Settings, run: number, scratch: string): Promise<RunFigures> {
+  const window = { warmupMs: settings.warmupMs, durationMs: settings.durationMs };
+  let storeUrl: string;
+  let cleanup = async () => {};
+  if (settings.store.kind === "postgres") {
+    const schema = `pledge_bench_${process.pid}_${run}`;
+    const base = settings.store.url;
+    const url = new URL(base);
+    url.searchParams.set("schema", schema);
+    storeUrl = url.toString();
+    cleanup = () => dropSchema(base, schema);
+  } else if (settings.store.kind === "sqlite") {
+    const file = settings.store.path ?? path.join(scratch, `run-${run}.db`);
+    storeUrl = `sqlite:${file}`;
+    cleanup = async () => {
+      for (const suffix of ["", "-wal", "-shm", ".lock"]) fs.rmSync(`${file}${suffix}`, { force: true });
+    };
+  } else storeUrl = "memory";
+
+  try {
+    if (settings.mode === "embedded") {
+      const pledge = new Pledge({ store: storeUrl, group: "bench", concurrency: 1024 });
+      register(pledge);
+      try {
+        const timed = runLoad(pledge, { ...window, concurrency: settings.concurrency, prefix: `run${run}` });
+        await sleep(settings.warmupMs);
+        const start = sampleCpu([]);
+        await sleep(settings.durationMs);
+        const end = sampleCpu([]);
+        const result = await timed;
+        return figures([result], start, end, settings, true);
+      } finally {
+        await pledge.stop();
+      }
+    }
+
+    const replicas: { child: ChildProcess; url: string }[] = [];
+    const workers: ChildProcess[] = [];
+    try {
+      // Started one after another: the first migrates the new store, the others find it current.
+      for (let index = 0; index < settings.replicas; index += 1)
+        replicas.push(await startReplica(storeUrl, settings.sync));
+      const split = shares(settings.concurrency, Math.min(settings.workers, settings.concurrency));
+      for (const [index, concurrency] of split.entries()) {
+        const replica = replicas[index % replicas.length] as { url: string };
+        const worker = startWorker(replica.url, concurrency, `run${run}-w${index}`);
+        workers.push(worker);
+        await next(worker, "ready");
+      }
+      const serverPids = replicas.map((replica) => replica.child.pid ?? 0);
+      const results = workers.map((worker) => next(worker, "result"));
+      for (const worker of workers) worker.send({ type: "run", ...window } satisfies WorkerCommand);
+      await sleep(settings.warmupMs);
+      const start = sampleCpu(serverPids);
+      await sleep(settings.durationMs);
+      const end = sampleCpu(serverPids);
+      const answers = await Promise.all(results);
+      return figures(
+        answers.map((answer) => (answer as { result: LoadResult }).result),
+        start,
+        end,
+        settings,
+        false,
+      );
+    } finally {
+      await Promise.all(
+        workers.map(async (worker) => {
+          if (worker.connected) {
+            const closed = next(worker, "closed").catch(() => undefined);
+            worker.send({ type: "close" } satisfies WorkerCommand);
+            await Promise.race([closed, sleep(5000)]);
+          }
+          await stopProcess(worker);
+        }),
+      );
+      await Promise.all(replicas.map((replica) => stopProcess(replica.child)));
+    }
+  } finally {
+    await cleanup();
+  }
+}
+
+function figures(
+  results: LoadResult[],
+  start: CpuSample,
+  end: CpuSample,
+  settings: Settings,
+  embedded: boolean,
+): RunFigures {
+  const executions = results.reduce((sum, result) => sum + result.executions, 0);
+  const workerCpu = results.reduce((sum, result) => sum + result.cpuMicros, 0);
+  return {
+    executions,
+    stepsPerSecond: (executions * STEPS) / (settings.durationMs / 1000),
+    cpu: cpuUse(start, end, workerCpu, embedded),
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+function describeStore(settings: Settings): string {
+  switch (settings.store.kind) {
+    case "memory":
+      return "memory";
+    case "sqlite":
+      return `sqlite (${settings.store.path ?? "a temporary file per run"})`;
+    case "postgres": {
+      const url = new URL(settings.store.url);
+      if (url.password !== "") url.password = "***";
+      return `${url.toString()} (a fresh schema per run)`;
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const settings = parseSettings(process.argv.slice(2));
+  if (settings.mode === "remote" && !fs.existsSync(CLI)) usage(`${CLI} is missing; run npm run build`);
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "pledge-bench-sdk-"));
+  const cpus = os.cpus();
+  const environment = {
+    node: process.version,
+    cores: cpus.length,
+    cpu: cpus[0]?.model.trim() ?? "unknown",
+    platform: `${process.platform} ${process.arch}`,
+    loadAverage: os.loadavg().map((value) => rounded(value)),
+  };
+  const runs: RunFigures[] = [];
+  try {
+    for (let run = 1; run <= settings.runs; run += 1) {
+      const figures = await oneRun(settings, run, scratch);
+      runs.push(figures);
+      progress(
+        `  run ${run}: ${formatCount(figures.stepsPerSecond)} steps/s (${figures.executions} executions), machine ${formatDecimal(figures.cpu.machineBusy * 100, 0)}% busy`,
+      );
+    }
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+
+  const pick = (f: (run: RunFigures) => number) => median(runs.map(f));
+  const result = {
+    stepsPerSecond: pick((run) => run.stepsPerSecond),
+    machineBusy: pick((run) => run.cpu.machineBusy),
+    serverCores: pick((run) => run.cpu.servers),
+    workerCores: pick((run) => run.cpu.workers),
+    postgresCores: pick((run) => run.cpu.postgres),
+  };
+  const synchronous =
+    settings.store.kind !== "sqlite"
+      ? "n/a (not SQLite)"
+      : settings.mode === "embedded"
+        ? "FULL (the SDK's embedded default)"
+        : `${settings.sync.toUpperCase()} (pledge serve --sync ${settings.sync})`;
+  const remote = settings.mode === "remote";
+
+  const out: string[] = [];
+  out.push("Pledge bench:sdk");
+  out.push(
+    `node ${environment.node} · ${environment.cores} cores (${environment.cpu}) · ${environment.platform} · load ${environment.loadAverage.join(" ")}`,
+  );
+  out.push(
+    `store ${describeStore(settings)} · SQLite PRAGMA synchronous = ${synchronous} · mode ${settings.mode}${remote ? ` · ${settings.replicas} replica${settings.replicas === 1 ? "" : "s"} (pledge serve processes) · ${Math.min(settings.workers, settings.concurrency)} worker processes, round-robin over the replicas` : " (one Pledge instance in this process)"}`,
+  );
+  out.push(
+    `workload: a durable function of ${STEPS} ctx.run steps, ${settings.concurrency} executions in flight; each figure the median of ${settings.runs} runs, ${settings.durationMs / 1000} s measured after ${settings.warmupMs / 1000} s warm-up, new store and processes per run`,
+  );
+  out.push("");
+  out.push(
+    table(
+      [
+        "",
+        "steps/s",
+        "executions/s",
+        "machine CPU busy",
+        remote ? "servers cores" : "—",
+        remote ? "workers cores" : "this process cores",
+        "postgres cores",
+        "runs (steps/s)",
+      ],
+      [
+        [
+          "median",
+          formatCount(result.stepsPerSecond),
+          formatCount(result.stepsPerSecond / STEPS),
+          `${formatDecimal(result.machineBusy * 100, 0)}% of ${environment.cores}`,
+          remote ? formatDecimal(result.serverCores) : "—",
+          formatDecimal(result.workerCores),
+          formatDecimal(result.postgresCores),
+          runs.map((run) => formatCount(run.stepsPerSecond)).join(" · "),
+        ],
+      ],
+    ),
+  );
+  out.push("");
+  out.push(
+    JSON.stringify({
+      benchmark: "sdk",
+      environment,
+      settings: { ...settings, store: describeStore(settings), synchronous },
+      median: Object.fromEntries(Object.entries(result).map(([key, value]) => [key, rounded(value)])),
+      runs: runs.map((run) => ({
+        stepsPerSecond: rounded(run.stepsPerSecond),
+        executions: run.executions,
+        cpu: Object.fromEntries(Object.entries(run.cpu).map(([key, value]) => [key, rounded(value)])),
+      })),
+    }),
+  );
+  process.stdout.write(`${out.join("\n")}\n`);
+}
+
+await main();

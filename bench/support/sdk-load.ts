@@ -1,0 +1,90 @@
+/**
+ * The SDK benchmark's workload and its closed loop, shared by the embedded mode
+ * (bench/sdk.ts, in its own process) and the remote workers (sdk-worker.ts):
+ * `steps` is a durable function of `STEPS` `ctx.run` steps, each a small pure
+ * computation, and a loop keeps `concurrency` executions of it in flight on one
+ * Pledge instance (`pledge.run`, so the process that starts an execution also
+ * runs it: no cross-process dispatch is measured, only the durable steps).
+ *
+ * L1. Only executions that finish inside the window count; each counts `STEPS`.
+ * L2. Every result is checked against the same computation done here: a wrong
+ *     answer stops the benchmark rather than being counted.
+ */
+import type { Context, Pledge } from "../../src/index.js";
+
+export const STEPS = 10;
+export const FUNCTION_NAME = "tenSteps";
+
+function mix(accumulator: number, index: number): number {
+  return (accumulator * 31 + index * index) % 1_000_003;
+}
+
+export function expected(seed: number): number {
+  let accumulator = seed;
+  for (let index = 1; index <= STEPS; index += 1) accumulator = mix(accumulator, index);
+  return accumulator;
+}
+
+async function step(_ctx: Context, index: number, accumulator: number): Promise<number> {
+  return mix(accumulator, index);
+}
+
+async function tenSteps(ctx: Context, seed: number): Promise<number> {
+  let accumulator = seed;
+  for (let index = 1; index <= STEPS; index += 1) accumulator = await ctx.run(step, index, accumulator);
+  return accumulator;
+}
+
+export function register(pledge: Pledge): void {
+  pledge.register(FUNCTION_NAME, tenSteps);
+}
+
+export interface LoadWindow {
+  warmupMs: number;
+  durationMs: number;
+}
+
+export interface LoadResult {
+  /** Executions finished inside the window (L1). */
+  executions: number;
+  /** CPU time (user + system) of this process inside the window, in microseconds. */
+  cpuMicros: number;
+}
+
+/** `concurrency` closed loops of executions with ids `<prefix>-<loop>-<n>`; resolves after the window. */
+export async function runLoad(
+  pledge: Pledge,
+  options: LoadWindow & { concurrency: number; prefix: string },
+): Promise<LoadResult> {
+  let measuring = false;
+  let stopped = false;
+  let executions = 0;
+  let failure: Error | undefined;
+  const loop = async (index: number) => {
+    for (let n = 0; !stopped; n += 1) {
+      const seed = index * 1_000 + n;
+      const result = await pledge.run<number>(`${options.prefix}-${index}-${n}`, FUNCTION_NAME, seed);
+      if (result !== expected(seed)) throw new Error(`execution ${seed} answered ${result}`); // L2
+      if (measuring && !stopped) executions += 1;
+    }
+  };
+  const loops = Array.from({ length: options.concurrency }, (_, index) =>
+    loop(index).catch((error: unknown) => {
+      failure ??= error instanceof Error ? error : new Error(String(error));
+      stopped = true;
+    }),
+  );
+  await sleep(options.warmupMs);
+  const cpuBefore = process.cpuUsage();
+  measuring = true;
+  await sleep(options.durationMs);
+  stopped = true;
+  const cpu = process.cpuUsage(cpuBefore);
+  await Promise.all(loops);
+  if (failure !== undefined) throw failure;
+  return { executions, cpuMicros: cpu.user + cpu.system };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
