@@ -105,6 +105,21 @@ describe("pledge serve", () => {
     }
   });
 
+  it("logs JSON lines at the --log-level when stdout is not a terminal", async () => {
+    const child = start(["serve", "--port", "0", "--store", "memory", "--log-level", "debug"]);
+    try {
+      const [line] = await waitForLine(child, /^\{[^\n]*"pledge server listening"[^\n]*\}\n/m, 20_000);
+      const record = JSON.parse(line) as Record<string, unknown>;
+      expect(record).toMatchObject({ level: 30, service: "pledge", store: "memory" });
+      expect(typeof record.time).toBe("number");
+      const exited = finished(child, 20_000);
+      child.kill("SIGTERM");
+      expect((await exited).code).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
   it("refuses 0.0.0.0 without a token: exit 2 and a one-line reason", async () => {
     const outcome = await pledge(["serve", "--host", "0.0.0.0", "--port", "0", "--store", "memory"]);
     expect(outcome.code).toBe(2);
