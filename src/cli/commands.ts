@@ -18,6 +18,7 @@ import {
   type Tags,
   type TaskRecord,
 } from "../protocol/records.js";
+import { readEvents } from "../sdk/network/remote.js";
 import {
   type ConnectionFlags,
   collect,
@@ -42,13 +43,18 @@ import {
   formatScheduleTable,
   formatTask,
   formatTaskTable,
+  useColor,
 } from "./format.js";
-import { buildTree, renderTree } from "./tree.js";
+import { buildTree, renderTree, watchTree } from "./tree.js";
 
 export interface ClientIo {
   stdout(text: string): void;
   env: Environment;
   now(): number;
+  /** Whether stdout is a terminal (`tree` colours and redraws in place only then). */
+  stdoutIsTty?: boolean;
+  /** Resolves when the process is asked to stop (`tree --watch`). */
+  waitForStop?(): Promise<string>;
 }
 
 interface CommonFlags extends ConnectionFlags {
@@ -407,22 +413,44 @@ function addTreeCommand(program: Command, io: ClientIo): void {
     program
       .command("tree")
       .description("the call graph under a promise (children by resonate:parent, else by id prefix)")
-      .argument("<id>", "root promise id"),
-  ).action(async (id: string, flags: CommonFlags) => {
+      .argument("<id>", "root promise id")
+      .option("--watch", "redraw as the server reports changes (GET /events), until stopped"),
+  ).action(async (id: string, flags: CommonFlags & { watch?: boolean }) => {
     const client = connect(flags, io);
-    const tree = await buildTree(id, {
-      getPromise: (promiseId) => client.getPromise(promiseId),
-      searchPromises: async (data) =>
-        (
-          await client.search<PromiseRecord>({
-            kind: "promise.search",
-            field: "promises",
-            data,
-            all: true,
-          })
-        ).records,
-    });
+    const build = () =>
+      buildTree(id, {
+        getPromise: (promiseId) => client.getPromise(promiseId),
+        searchPromises: async (data) =>
+          (
+            await client.search<PromiseRecord>({
+              kind: "promise.search",
+              field: "promises",
+              data,
+              all: true,
+            })
+          ).records,
+      });
+    const color = useColor(io);
+    const tree = await build();
     if (flags.json) return printJson(io, tree);
-    io.stdout(renderTree(tree, io.now()));
+    io.stdout(renderTree(tree, io.now(), { color }));
+    if (flags.watch !== true || io.waitForStop === undefined) return;
+    const { url, token } = resolveConnection(flags, io.env);
+    const stop = new AbortController();
+    void io.waitForStop().then(() => stop.abort());
+    const tty = io.stdoutIsTty === true;
+    await watchTree(
+      {
+        eventsUrl: new URL("events", url.endsWith("/") ? url : `${url}/`).toString(),
+        token,
+        signal: stop.signal,
+        tickMs: tty ? 1000 : 0,
+        redraw: async () => {
+          const text = renderTree(await build(), io.now(), { color });
+          io.stdout(tty ? `\u001b[H\u001b[2J${text}` : `\n${text}`);
+        },
+      },
+      readEvents,
+    );
   });
 }

@@ -3,9 +3,41 @@
  * as aligned tables, values decoded when they are base64 JSON (the SDKs'
  * convention) and shown raw otherwise. `--json` output does not come through here.
  * Times are ISO 8601 (INTERFACES.md); durations use `formatDuration`.
+ * Colour (by state) only when `useColor` says so: stdout is a terminal and
+ * `NO_COLOR` is unset (https://no-color.org); otherwise output is plain text.
  */
 import { formatDuration } from "../lib/duration.js";
 import type { PromiseRecord, ScheduleRecord, TaskRecord, Value } from "../protocol/records.js";
+import type { Environment } from "./args.js";
+
+/** Whether to colour: a terminal, and `NO_COLOR` unset or empty. */
+export function useColor(io: { stdoutIsTty?: boolean; env: Environment }): boolean {
+  const noColor = io.env.NO_COLOR;
+  return io.stdoutIsTty === true && (noColor === undefined || noColor === "");
+}
+
+const STATE_COLORS: Record<string, string> = {
+  pending: "33", // yellow: still running or waiting
+  resolved: "32", // green
+  rejected: "31", // red
+  rejected_canceled: "35", // magenta: stopped by someone
+  rejected_timedout: "91", // bright red: ran out of time
+  acquired: "36", // cyan (tasks)
+  suspended: "34", // blue (tasks)
+  halted: "90", // grey (tasks)
+  fulfilled: "32", // green (tasks)
+};
+
+/** `text` in the colour of `state` (unknown states stay plain). */
+export function paintState(state: string, text: string): string {
+  const code = STATE_COLORS[state];
+  return code === undefined ? text : `\u001b[${code}m${text}\u001b[0m`;
+}
+
+/** `text` dimmed (secondary columns). */
+export function dim(text: string): string {
+  return text === "" ? "" : `\u001b[2m${text}\u001b[0m`;
+}
 
 export type DecodedValue =
   | { kind: "empty" }

@@ -28,6 +28,7 @@ const exitCode = await runCli(process.argv.slice(2), {
   now: () => Date.now(),
   waitForStop,
   stderrIsTty: process.stderr.isTTY === true,
+  stdoutIsTty: process.stdout.isTTY === true,
 });
 process.exitCode = exitCode;
 // Output is flushed by a natural exit; should a closed server leave a stray handle

@@ -26,6 +26,8 @@ export interface CliIo {
   waitForStop(): Promise<string>;
   /** Whether stderr is a terminal (`gc` shows progress only then). */
   stderrIsTty?: boolean;
+  /** Whether stdout is a terminal (`tree` colours only then). */
+  stdoutIsTty?: boolean;
 }
 
 function packageVersion(): string {

@@ -8,10 +8,12 @@
  * I1. Each promise appears at most once in a tree, so a cycle in the tags (a root
  *     is its own parent) cannot make the walk loop.
  * I2. Siblings are ordered by creation time, then id: the order the calls were made.
+ * I3. Colour never moves a column: cells are padded first and painted after, and
+ *     with `color: false` (not a terminal, or NO_COLOR) the output has no escapes.
  */
 import { formatDuration } from "../lib/duration.js";
 import type { PromiseRecord } from "../protocol/records.js";
-import { functionName } from "./format.js";
+import { dim, functionName, paintState } from "./format.js";
 
 export interface TreeNode {
   promise: PromiseRecord;
@@ -70,11 +72,16 @@ export function nodeDuration(promise: PromiseRecord, nowMs: number): string {
   return `${formatDuration(Math.max(0, nowMs - promise.createdAt))} so far`;
 }
 
-/** Renders the tree with `├─` / `└─` connectors and aligned state, function and duration columns. */
-export function renderTree(root: TreeNode, nowMs: number): string {
-  const rows: { label: string; promise: PromiseRecord }[] = [];
+/**
+ * Renders the tree with `├─` / `└─` connectors and aligned state, function and
+ * duration columns; with `color`, the state in its colour and the connectors dim (I3).
+ */
+export function renderTree(root: TreeNode, nowMs: number, options: { color?: boolean } = {}): string {
+  const color = options.color === true;
+  const rows: { label: string; lines: string; promise: PromiseRecord }[] = [];
   const visit = (node: TreeNode, prefix: string, connector: string): void => {
-    rows.push({ label: `${prefix}${connector}${node.promise.id}`, promise: node.promise });
+    const lines = `${prefix}${connector}`;
+    rows.push({ label: `${lines}${node.promise.id}`, lines, promise: node.promise });
     const childPrefix = connector === "" ? "" : `${prefix}${connector === "└─ " ? "   " : "│  "}`;
     node.children.forEach((child, index) => {
       visit(child, childPrefix, index === node.children.length - 1 ? "└─ " : "├─ ");
@@ -84,13 +91,67 @@ export function renderTree(root: TreeNode, nowMs: number): string {
   const labelWidth = Math.max(...rows.map((row) => row.label.length));
   const stateWidth = Math.max(...rows.map((row) => row.promise.state.length));
   const functionWidth = Math.max(...rows.map((row) => (functionName(row.promise) ?? "-").length));
-  const lines = rows.map((row) =>
-    [
-      row.label.padEnd(labelWidth),
-      row.promise.state.padEnd(stateWidth),
+  const lines = rows.map((row) => {
+    const label = row.label.padEnd(labelWidth);
+    const state = row.promise.state.padEnd(stateWidth);
+    return [
+      color ? `${dim(row.lines)}${label.slice(row.lines.length)}` : label,
+      color ? paintState(row.promise.state, state) : state,
       (functionName(row.promise) ?? "-").padEnd(functionWidth),
       nodeDuration(row.promise, nowMs),
-    ].join("  "),
-  );
+    ].join("  ");
+  });
   return `${lines.join("\n")}\n`;
 }
+
+/** What `--watch` needs: the server's `/events` and a stop signal. */
+export interface TreeWatch {
+  eventsUrl: string;
+  token: string | undefined;
+  /** Aborted when the process is asked to stop. */
+  signal: AbortSignal;
+  /** Redraws in place on a terminal; otherwise each rendering is printed after a blank line. */
+  redraw(): Promise<void>;
+  /** Running timings tick on a terminal: redraws at least this often (0: only on events). */
+  tickMs: number;
+}
+
+/**
+ * `pledge tree --watch`: redraws on every server event (debounced, so a burst of
+ * settlements is one redraw) and every `tickMs` for running timings, until stopped.
+ * Without `/events` (an older server, a proxy) it keeps redrawing on the tick alone.
+ */
+export async function watchTree(watch: TreeWatch, readEvents: ReadEvents): Promise<void> {
+  let scheduled: ReturnType<typeof setTimeout> | undefined;
+  let drawing = Promise.resolve();
+  const redraw = (): void => {
+    if (scheduled !== undefined || watch.signal.aborted) return;
+    scheduled = setTimeout(() => {
+      scheduled = undefined;
+      drawing = drawing.then(() => watch.redraw()).catch(() => undefined);
+    }, 100);
+  };
+  const ticker = watch.tickMs > 0 ? setInterval(redraw, watch.tickMs) : undefined;
+  const stopped = new Promise<void>((resolve) =>
+    watch.signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
+  try {
+    const response = await fetch(watch.eventsUrl, {
+      headers: {
+        Accept: "text/event-stream",
+        ...(watch.token !== undefined && { Authorization: `Bearer ${watch.token}` }),
+      },
+      signal: watch.signal,
+    }).catch(() => undefined);
+    if (response?.ok === true && response.body !== null) {
+      await Promise.race([readEvents(response.body, redraw).catch(() => undefined), stopped]);
+    }
+    await stopped;
+  } finally {
+    if (ticker !== undefined) clearInterval(ticker);
+    if (scheduled !== undefined) clearTimeout(scheduled);
+    await drawing;
+  }
+}
+
+export type ReadEvents = (body: ReadableStream<Uint8Array>, onEvent: (data: string) => void) => Promise<void>;

@@ -14,7 +14,14 @@ import {
 } from "../../src/cli/args.js";
 import { invocationRequest } from "../../src/cli/commands.js";
 import { UsageError } from "../../src/cli/errors.js";
-import { decodeValue, formatPromise, functionName, table, valueText } from "../../src/cli/format.js";
+import {
+  decodeValue,
+  formatPromise,
+  functionName,
+  table,
+  useColor,
+  valueText,
+} from "../../src/cli/format.js";
 import { type CliIo, runCli } from "../../src/cli/program.js";
 import { isLoopbackHost, resolveServeOptions } from "../../src/cli/serve.js";
 import { buildTree, renderTree, type TreeSource } from "../../src/cli/tree.js";
@@ -354,6 +361,25 @@ describe("tree", () => {
         "",
       ].join("\n"),
     );
+  });
+
+  it("colours states on a terminal without moving a column, and never when NO_COLOR is set or not a TTY", async () => {
+    const root = promise("c", { param: encodeJson({ func: "main" }), createdAt: 0 });
+    const done = promise("c.1", { state: "resolved", createdAt: 1, settledAt: 5 });
+    const failed = promise("c.2", { state: "rejected", createdAt: 2, settledAt: 9 });
+    const tree = await buildTree("c", source([root, done, failed]));
+    const plain = renderTree(tree, 1000);
+    const colored = renderTree(tree, 1000, { color: true });
+    expect(plain).not.toContain("\u001b");
+    expect(colored).toContain("\u001b[33mpending ");
+    expect(colored).toContain("\u001b[32mresolved");
+    expect(colored).toContain("\u001b[31mrejected");
+    // Stripping the escapes gives back the plain rendering, character for character.
+    expect(colored.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), "")).toBe(plain);
+    expect(useColor({ stdoutIsTty: true, env: {} })).toBe(true);
+    expect(useColor({ stdoutIsTty: true, env: { NO_COLOR: "1" } })).toBe(false);
+    expect(useColor({ stdoutIsTty: false, env: {} })).toBe(false);
+    expect(useColor({ env: {} })).toBe(false);
   });
 
   it("visits each promise once even when the tags form a cycle", async () => {

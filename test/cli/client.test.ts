@@ -391,6 +391,7 @@ describe("pledge invoke, tasks and tree", () => {
     await ok("promises", "resolve", `${root}:1`, "--value", "2");
 
     const human = await ok("tree", root);
+    expect(human).not.toContain("\u001b"); // stdout is a pipe here: plain text, no colour
     const lines = human.trimEnd().split("\n");
     expect(lines).toHaveLength(5);
     expect(lines[0]).toMatch(new RegExp(`^${root} +pending +main +\\S+ so far$`));
