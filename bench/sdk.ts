@@ -10,6 +10,8 @@
  *    support/sdk-worker.ts) spread round-robin over the replicas, the
  *    concurrency split between them. More than one replica needs PostgreSQL.
  *
+ * steps/s counts `ctx.run` bodies run inside the measured window (each runs once
+ * and is then recorded), so a slow store still shows a figure in a short window.
  * Every run gets a new store (a temporary SQLite file, or a fresh schema of the
  * PostgreSQL database named by --store, dropped afterwards) and new processes;
  * each figure is the median of `--runs` runs (default 3). CPU use is read from
@@ -299,6 +301,7 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 
 interface RunFigures {
   stepsPerSecond: number;
+  executionsPerSecond: number;
   executions: number;
   cpu: CpuUse;
 }
@@ -401,10 +404,12 @@ function figures(
   embedded: boolean,
 ): RunFigures {
   const executions = results.reduce((sum, result) => sum + result.executions, 0);
+  const steps = results.reduce((sum, result) => sum + result.steps, 0);
   const workerCpu = results.reduce((sum, result) => sum + result.cpuMicros, 0);
   return {
     executions,
-    stepsPerSecond: (executions * STEPS) / (settings.durationMs / 1000),
+    stepsPerSecond: steps / (settings.durationMs / 1000),
+    executionsPerSecond: executions / (settings.durationMs / 1000),
     cpu: cpuUse(start, end, workerCpu, embedded),
   };
 }
@@ -453,6 +458,7 @@ async function main(): Promise<void> {
   const pick = (f: (run: RunFigures) => number) => median(runs.map(f));
   const result = {
     stepsPerSecond: pick((run) => run.stepsPerSecond),
+    executionsPerSecond: pick((run) => run.executionsPerSecond),
     machineBusy: pick((run) => run.cpu.machineBusy),
     serverCores: pick((run) => run.cpu.servers),
     workerCores: pick((run) => run.cpu.workers),
@@ -475,7 +481,7 @@ async function main(): Promise<void> {
     `store ${describeStore(settings)} · SQLite PRAGMA synchronous = ${synchronous} · mode ${settings.mode}${remote ? ` · ${settings.replicas} replica${settings.replicas === 1 ? "" : "s"} (pledge serve processes) · ${Math.min(settings.workers, settings.concurrency)} worker processes, round-robin over the replicas` : " (one Pledge instance in this process)"}`,
   );
   out.push(
-    `workload: a durable function of ${STEPS} ctx.run steps, ${settings.concurrency} executions in flight; each figure the median of ${settings.runs} runs, ${settings.durationMs / 1000} s measured after ${settings.warmupMs / 1000} s warm-up, new store and processes per run`,
+    `workload: a durable function of ${STEPS} ctx.run steps, ${settings.concurrency} executions in flight; steps/s = step bodies run in the window; CPU ms/step = CPU of servers, workers and PostgreSQL per step; each figure the median of ${settings.runs} runs, ${settings.durationMs / 1000} s measured after ${settings.warmupMs / 1000} s warm-up, new store and processes per run`,
   );
   out.push("");
   out.push(
@@ -484,6 +490,7 @@ async function main(): Promise<void> {
         "",
         "steps/s",
         "executions/s",
+        "CPU ms/step",
         "machine CPU busy",
         remote ? "servers cores" : "—",
         remote ? "workers cores" : "this process cores",
@@ -494,7 +501,10 @@ async function main(): Promise<void> {
         [
           "median",
           formatCount(result.stepsPerSecond),
-          formatCount(result.stepsPerSecond / STEPS),
+          formatDecimal(result.executionsPerSecond, 1),
+          formatDecimal(
+            ((result.serverCores + result.workerCores + result.postgresCores) * 1000) / result.stepsPerSecond,
+          ),
           `${formatDecimal(result.machineBusy * 100, 0)}% of ${environment.cores}`,
           remote ? formatDecimal(result.serverCores) : "—",
           formatDecimal(result.workerCores),
@@ -513,6 +523,7 @@ async function main(): Promise<void> {
       median: Object.fromEntries(Object.entries(result).map(([key, value]) => [key, rounded(value)])),
       runs: runs.map((run) => ({
         stepsPerSecond: rounded(run.stepsPerSecond),
+        executionsPerSecond: rounded(run.executionsPerSecond),
         executions: run.executions,
         cpu: Object.fromEntries(Object.entries(run.cpu).map(([key, value]) => [key, rounded(value)])),
       })),
