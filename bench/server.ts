@@ -13,8 +13,9 @@
  *     store), with the ratio raw ÷ core split into raw ÷ store × store ÷ core.
  *
  * Every figure is the median of `--runs` runs (default 3), each on a new server
- * and a new store. Progress goes to stderr; stdout holds the tables and, last,
- * one JSON line with every figure.
+ * and a new store. Progress goes to stderr (on a terminal, a live line counts
+ * each measured run's seconds); stdout holds the tables and, last, one JSON line
+ * with every figure.
  *
  * Flags: --store memory|sqlite|sqlite:<path>|both (default both; `sqlite` is a
  * temporary file) · --mode remote|embedded (default remote: the server in a child process, as real clients are) · --concurrency n · --sync full|normal
@@ -124,6 +125,27 @@ function parseSettings(argv: string[]): Settings {
 
 function progress(text: string): void {
   process.stderr.write(`${text}\n`);
+}
+
+/**
+ * On a terminal, one stderr line rewritten in place while a run measures
+ * (`label 1.5 s / 3.5 s`); answers a function that clears it. Off a terminal, nothing.
+ */
+function liveLine(label: string, totalMs: number): () => void {
+  if (process.stderr.isTTY !== true) return () => {};
+  const startedAt = performance.now();
+  const draw = () => {
+    const elapsedMs = Math.min(totalMs, performance.now() - startedAt);
+    process.stderr.write(
+      `\r\u001b[2K  ${label} ${(elapsedMs / 1000).toFixed(1)} s / ${(totalMs / 1000).toFixed(1)} s`,
+    );
+  };
+  draw();
+  const timer = setInterval(draw, 250);
+  return () => {
+    clearInterval(timer);
+    process.stderr.write("\r\u001b[2K");
+  };
 }
 
 function fileSystemOf(directory: string): string {
@@ -240,6 +262,10 @@ async function main(): Promise<void> {
           file !== undefined ? { kind: "sqlite", path: file } : { kind: store as "memory" | "floor" };
         const target = await startTarget({ mode: settings.mode, store: targetStore, sync: settings.sync });
         if (target.synchronous !== undefined) synchronousSeen.add(target.synchronous);
+        const clearLine = liveLine(
+          `${store} ${workload.name} run ${run}/${settings.runs}`,
+          settings.warmupMs + settings.durationMs,
+        );
         try {
           const figures = await runLoad({
             url: target.url,
@@ -249,7 +275,7 @@ async function main(): Promise<void> {
             workload,
             idPrefix: `${workload.name}-${run}`,
             counters: () => target.counters(),
-          });
+          }).finally(clearLine);
           runs.push(figures);
           progress(
             `  ${store} ${workload.name} run ${run}: ${formatCount(figures.cyclesPerSecond)} cycles/s, ${formatCount(figures.requestsPerSecond)} requests/s`,
