@@ -35,6 +35,7 @@ import pg from "pg";
 import { Pledge } from "../src/index.js";
 import { parseStoreUrl } from "../src/node/open-store.js";
 import { formatCount, formatDecimal, median, rounded, sleep, table } from "./support/figures.js";
+import { positiveFlag, usageFor } from "./support/flags.js";
 import { type LoadResult, register, runLoad, STEPS } from "./support/sdk-load.js";
 import type { WorkerCommand, WorkerMessage } from "./support/sdk-worker.js";
 
@@ -56,17 +57,8 @@ interface Settings {
   runs: number;
 }
 
-function usage(message: string): never {
-  process.stderr.write(`bench:sdk: ${message}\n`);
-  process.exit(2);
-}
-
-function positive(name: string, text: string, integer: boolean): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value)))
-    usage(`--${name}: expected a positive ${integer ? "integer" : "number"}, got ${JSON.stringify(text)}`);
-  return value;
-}
+const usage: (message: string) => never = usageFor("bench:sdk");
+const positive = (name: string, text: string, integer: boolean) => positiveFlag(usage, name, text, integer);
 
 function parseSettings(argv: string[]): Settings {
   const { values } = parseArgs({

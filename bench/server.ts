@@ -28,6 +28,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseStoreUrl } from "../src/node/open-store.js";
 import { formatCount, formatDecimal, median, rounded, table } from "./support/figures.js";
+import { positiveFlag, usageFor } from "./support/flags.js";
 import { FLOOR_WORKLOAD, type RunFigures, runLoad, WORKLOADS, type Workload } from "./support/http-load.js";
 import {
   coreLoopInMemory,
@@ -56,17 +57,8 @@ interface Settings {
   runs: number;
 }
 
-function usage(message: string): never {
-  process.stderr.write(`bench:server: ${message}\n`);
-  process.exit(2);
-}
-
-function positive(name: string, text: string, integer: boolean): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value)))
-    usage(`--${name}: expected a positive ${integer ? "integer" : "number"}, got ${JSON.stringify(text)}`);
-  return value;
-}
+const usage: (message: string) => never = usageFor("bench:server");
+const positive = (name: string, text: string, integer: boolean) => positiveFlag(usage, name, text, integer);
 
 function parseSettings(argv: string[]): Settings {
   const { values } = parseArgs({
