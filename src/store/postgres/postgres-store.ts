@@ -101,6 +101,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   });
   // An idle client that loses its connection emits here; without a listener it would crash the process.
   pool.on("error", () => {});
+  // So does a checked-out client between two queries of a transaction (PostgreSQL restarted, a backend
+  // terminated): the error is kept by the client, its next query fails as a connection error (P2), and
+  // the client is released as broken. Without this listener `pledge serve` died with PostgreSQL.
+  pool.on("connect", (client) => client.on("error", () => {}));
   try {
     const schemaVersion = await applyMigrations(pool, {
       migrations: MIGRATIONS,
