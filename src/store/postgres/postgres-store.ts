@@ -7,9 +7,11 @@
  * `pg` is asynchronous and `work` is synchronous, so a transaction runs by replay
  * (ADR 0001, addendum; the mechanics live in replay.ts): BEGIN ISOLATION LEVEL
  * SERIALIZABLE on one pooled client, run `work` against the cache, and on a miss
- * flush the new applies, fetch the read, run `work` again; when it completes,
- * flush the rest and COMMIT. A serialization failure or deadlock (40001, 40P01)
- * rolls back and runs the whole batch again, a bounded number of times.
+ * flush the applies made before it, fetch the reads the pass missed (the first and
+ * those it recorded speculating; point reads one query per kind), run `work`
+ * again; when it completes, flush the rest and COMMIT. A serialization failure or
+ * deadlock (40001, 40P01) rolls back and runs the whole batch again, a bounded
+ * number of times.
  *
  * What it leaves to others: what to write (core/), batching (server/), retrying a
  * `StoreUnavailableError` (server/, the HTTP edge answers 503).
@@ -44,7 +46,7 @@ import {
   StoreUnavailableError,
 } from "../store.js";
 import { MIGRATIONS, type Migration } from "./migrations.js";
-import { type Read, ReadMiss, ReplayCache, ReplayPass } from "./replay.js";
+import { type PointMethod, type Read, ReadMiss, ReplayCache, ReplayPass } from "./replay.js";
 import { decodeText, encodedTagsJson, encodeText } from "./text.js";
 
 export interface PostgresStoreOptions {
@@ -65,6 +67,8 @@ export interface PostgresStoreStats extends StoreStats {
   passes: number;
   /** Reads fetched after a miss. */
   fetches: number;
+  /** Batches of reads fetched together after a pass missed (at most one per pass). */
+  fetchRounds: number;
 }
 
 /** SQLSTATEs that mean "run the whole transaction again". */
@@ -130,7 +134,13 @@ function describeUrl(url: string): string {
 }
 
 export class PostgresStore implements Store {
-  readonly stats: PostgresStoreStats = { commits: 0, conflictRetries: 0, passes: 0, fetches: 0 };
+  readonly stats: PostgresStoreStats = {
+    commits: 0,
+    conflictRetries: 0,
+    passes: 0,
+    fetches: 0,
+    fetchRounds: 0,
+  };
   private closed = false;
   private active = 0;
 
@@ -204,7 +214,8 @@ export class PostgresStore implements Store {
         result = work(pass);
         assert(!isThenable(result), "transaction work returned a promise; work must be synchronous");
       } catch (error) {
-        if (error instanceof AssertionError) throw error;
+        // After a miss the pass speculates: what `work` makes of guessed answers is dropped.
+        if (error instanceof AssertionError && !pass.speculating) throw error;
         // R3: a miss wins over whatever `work` made of it.
         if (!(error instanceof ReadMiss) && pass.miss === undefined) failure = { error };
       } finally {
@@ -214,9 +225,11 @@ export class PostgresStore implements Store {
       await flush(client, pass);
       cache.markFlushed(pass);
       if (pass.miss === undefined) return result as T;
-      const value = await fetchRead(client, pass.miss);
-      this.stats.fetches += 1;
-      cache.store(pass.miss, value);
+      const misses = pass.misses();
+      const values = await fetchReads(client, misses);
+      this.stats.fetches += misses.length;
+      this.stats.fetchRounds += 1;
+      for (const [index, read] of misses.entries()) cache.store(read, values[index]);
     }
   }
 
@@ -562,6 +575,113 @@ class Where {
 
   toString(): string {
     return this.conditions.length === 0 ? "" : `WHERE ${this.conditions.join(" AND ")}`;
+  }
+}
+
+/**
+ * Fetches the reads a pass missed, as of the database transaction's current state,
+ * in order: point reads of one kind in one query, each other read on its own.
+ */
+async function fetchReads(client: pg.PoolClient, reads: readonly Read[]): Promise<unknown[]> {
+  const values: unknown[] = new Array(reads.length);
+  const byMethod = new Map<PointMethod, { index: number; key: string }[]>();
+  for (const [index, read] of reads.entries()) {
+    if ("key" in read) {
+      const group = byMethod.get(read.method) ?? [];
+      group.push({ index, key: read.key });
+      byMethod.set(read.method, group);
+    } else values[index] = await fetchRead(client, read);
+  }
+  for (const [method, group] of byMethod) {
+    if (group.length === 1) {
+      const [only] = group as [{ index: number; key: string }];
+      values[only.index] = await fetchRead(client, { method, key: only.key });
+      continue;
+    }
+    const found = await fetchPoints(
+      client,
+      method,
+      group.map((entry) => entry.key),
+    );
+    for (const entry of group) values[entry.index] = found(entry.key);
+  }
+  return values;
+}
+
+/** Point reads of one kind for several keys in one query; the lookup answers as `fetchRead` would. */
+async function fetchPoints(
+  client: pg.PoolClient,
+  method: PointMethod,
+  keys: string[],
+): Promise<(key: string) => unknown> {
+  const rows = async <Row extends pg.QueryResultRow>(sql: string, parameters: unknown[]) =>
+    (await client.query<Row>(sql, parameters)).rows;
+  const single = <V>(entries: [string, V][]) => {
+    const map = new Map(entries);
+    return (key: string) => map.get(key);
+  };
+  const sets = (entries: { awaited: string; member: string }[]) => {
+    const map = new Map<string, string[]>();
+    for (const { awaited, member } of entries) {
+      const members = map.get(awaited) ?? [];
+      members.push(member);
+      map.set(awaited, members);
+    }
+    return (key: string) => map.get(key) ?? [];
+  };
+  switch (method) {
+    case "promise":
+      return single(
+        (
+          await rows<PromiseRow>(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[])`, [keys])
+        ).map((row) => [row.id, promiseFromRow(row)]),
+      );
+    case "task":
+      return single(
+        (await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])`, [keys])).map(
+          (row) => [row.id, taskFromRow(row)],
+        ),
+      );
+    case "schedule":
+      return single(
+        (
+          await rows<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = ANY($1::text[])`, [
+            keys,
+          ])
+        ).map((row) => [row.id, scheduleFromRow(row)]),
+      );
+    case "callbacks":
+      // Same order as `fetchRead`: by awaiter within each awaited id.
+      return sets(
+        (
+          await rows<{ awaited: string; awaiter: string }>(
+            "SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY($1::text[]) ORDER BY awaited, awaiter",
+            [keys],
+          )
+        ).map((row) => ({ awaited: row.awaited, member: row.awaiter })),
+      );
+    case "listeners":
+      return sets(
+        (
+          await rows<{ awaited: string; address: string }>(
+            "SELECT awaited, address FROM listeners WHERE awaited = ANY($1::text[]) ORDER BY awaited, address",
+            [keys],
+          )
+        ).map((row) => ({ awaited: row.awaited, member: decodeText(row.address) })),
+      );
+    case "outboxEntry": {
+      const found = new Map(
+        (
+          await rows<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = ANY($1::text[])`, [
+            keys.map(encodeText),
+          ])
+        ).map((row) => {
+          const entry = outboxFromRow(row);
+          return [entry.key, entry] as const;
+        }),
+      );
+      return (key: string) => found.get(key);
+    }
   }
 }
 

@@ -2,9 +2,22 @@
  * How the PostgreSQL store runs a synchronous batch over an asynchronous driver
  * (ADR 0001, addendum): by replay. `work` runs against a `ReplayPass`, which
  * answers every `StateReader` call from what the store has fetched so far. A read
- * it cannot answer records a `Read`, throws `ReadMiss` and ends the pass; the
- * store flushes the pass's new applies, fetches the read (the database then shows
- * exactly the missing step's view) and runs `work` again from the start.
+ * it cannot answer records a `Read`, and the store flushes the pass's applies made
+ * before that first miss, fetches the read (the database then shows exactly the
+ * missing step's view) and runs `work` again from the start.
+ *
+ * Speculation: a batch runs many steps, and stopping at the first miss would cost
+ * one pass and one round trip per miss of the whole batch (quadratic in its size).
+ * So after a first point miss the pass goes on speculatively: further point misses
+ * are answered "absent" (as after a reset) and recorded, until a query read that
+ * cannot be answered, `SPECULATIVE_MISSES_MOST` misses, or the end of `work`. The
+ * store fetches every recorded point read in one go. Nothing speculative is kept:
+ * applies after the first miss are neither flushed nor compared, errors thrown by
+ * `work` after it are ignored, and its result is dropped. A point observation is
+ * the database's value of a key the batch has not written, so fetching it early,
+ * or needlessly, is always sound; the next pass runs from the start with the new
+ * answers. A batch thus needs about as many passes as its most-missing step has
+ * misses, not as the sum of all its steps' misses.
  *
  * Layers: layer 0 is the database as the transaction began; apply m opens layer
  * m. A read made after the j-th apply is answered as of layer j:
@@ -12,8 +25,12 @@
  *    `outboxEntry`) from the latest apply ≤ j that wrote the key (a reset counts
  *    as writing every key, a deletion writes "absent"), else from a fetched observation of the key separated
  *    from layer j by no apply that wrote it;
- *  - query reads (searches, `due`, `nextDueAt`, …) only from a fetch made at the
- *    same layer, where a layer opened by an empty apply is the one before it.
+ *  - `promisesInBranch` from the latest reset ≤ j (empty), else from a fetch made
+ *    at a layer L ≤ j, in both cases overlaid with the promises that applies up to
+ *    j wrote or deleted (a promise is in the branch its `resonate:branch` tag names,
+ *    the fact the store indexes); so, like a point read, it may be fetched early;
+ *  - other query reads (searches, `due`, `nextDueAt`, …) only from a fetch made at
+ *    the same layer, where a layer opened by an empty apply is the one before it.
  *
  * This file does no I/O; the store owns the database, this owns the answers.
  *
@@ -21,8 +38,10 @@
  *  R1  A miss happens only at the newest layer, and only once every earlier apply
  *      has been flushed: replayed steps make the reads they made before.
  *  R2  A replayed apply equals, as JSON, the apply flushed at that position.
- *  R3  A pass answers nothing after it missed or closed; `ReadMiss` is never
- *      swallowed unnoticed (the pass remembers the miss even if `work` catches it).
+ *  R3  A pass answers nothing after it closed, nor after a query miss, and only
+ *      speculative answers (never flushed or returned) after a point miss;
+ *      `ReadMiss` is never swallowed unnoticed (the pass remembers the miss even if
+ *      `work` catches it).
  *  R4  Each fetched read is stored once per layer.
  */
 import type {
@@ -42,6 +61,7 @@ import type {
 import { isEmptyChanges } from "../../core/state.js";
 import { assert } from "../../lib/assert.js";
 import { compareCodePoints } from "../../lib/order.js";
+import { TAG } from "../../protocol/records.js";
 import type { StoreTransaction } from "../store.js";
 
 export type PointMethod = "promise" | "task" | "schedule" | "callbacks" | "listeners" | "outboxEntry";
@@ -54,6 +74,9 @@ export type Read = { method: PointMethod; key: string } | { method: QueryMethod;
 export class ReadMiss extends Error {
   override name = "ReadMiss";
 }
+
+/** Point misses a speculating pass records before it stops (a bound on wasted work). */
+export const SPECULATIVE_MISSES_MOST = 256;
 
 /** One apply, indexed for point lookups. */
 interface Layer {
@@ -127,7 +150,7 @@ export class ReplayCache {
   markFlushed(pass: ReplayPass): void {
     const fresh = pass.unflushed();
     this.flushed.push(...fresh);
-    assert(this.flushed.length === pass.layers.length, "every apply of the pass is flushed");
+    assert(this.flushed.length === pass.settledLayers, "every non-speculative apply of the pass is flushed");
   }
 
   /** Stores the answer to `read`, fetched with every apply so far flushed (R1, R4). */
@@ -147,6 +170,15 @@ export class ReplayCache {
       assert(
         !observations.some((observation) => observation.layer === layer),
         `R4 ${read.method} ${read.key} fetched twice at layer ${layer}`,
+      );
+      observations.push({ layer, value: structuredClone(value) });
+      this.points.set(key, observations);
+    } else if (read.method === "promisesInBranch") {
+      const key = branchKey(read.args[0] as string);
+      const observations = this.points.get(key) ?? [];
+      assert(
+        !observations.some((observation) => observation.layer === layer),
+        `R4 promisesInBranch fetched twice at layer ${layer}`,
       );
       observations.push({ layer, value: structuredClone(value) });
       this.points.set(key, observations);
@@ -173,7 +205,14 @@ export class ReplayCache {
   observations(method: PointMethod, key: string): readonly { layer: number; value: unknown }[] {
     return this.points.get(pointKey(method, key)) ?? [];
   }
+
+  branchObservations(branch: string): readonly { layer: number; value: unknown }[] {
+    return this.points.get(branchKey(branch)) ?? [];
+  }
 }
+
+/** Cache key of a `promisesInBranch` answer (cannot collide with a point key: no such method). */
+const branchKey = (branch: string) => `promisesInBranch\u0000${branch}`;
 
 function queryKey(layer: number, method: QueryMethod, args: unknown[]): string {
   return `${layer}\u0000${method}\u0000${JSON.stringify(args)}`;
@@ -185,6 +224,15 @@ export class ReplayPass implements StoreTransaction {
   readonly layers: Layer[] = [];
   /** The first read this pass could not answer, if any. */
   miss: Read | undefined;
+  /** Point reads missed after the first one, while speculating (distinct, none equal to `miss`). */
+  readonly speculativeMisses: Read[] = [];
+  /** Layers that are not speculative: all of them, or those made before the first miss. */
+  private missLayer: number | undefined;
+  /** Set once a point read missed: later answers are guesses, never kept. */
+  speculating = false;
+  /** Set when speculation stops (a query miss, too many misses): every read throws `ReadMiss`. */
+  private halted = false;
+  private readonly missedKeys = new Set<string>();
   private open = true;
 
   constructor(private readonly cache: ReplayCache) {
@@ -195,9 +243,19 @@ export class ReplayPass implements StoreTransaction {
     this.open = false;
   }
 
-  /** The applies of this pass not yet written to the database. */
+  /** Applies made before the first miss (all of them if none): the ones that may be flushed. */
+  get settledLayers(): number {
+    return this.missLayer ?? this.layers.length;
+  }
+
+  /** Every read missed in this pass: the first, then the speculative ones. */
+  misses(): Read[] {
+    return this.miss === undefined ? [] : [this.miss, ...this.speculativeMisses];
+  }
+
+  /** The non-speculative applies of this pass not yet written to the database. */
   unflushed(): Layer[] {
-    return this.layers.slice(this.cache.flushedCount);
+    return this.layers.slice(this.cache.flushedCount, this.settledLayers);
   }
 
   /** The apply that opened layer `m` (1-based), from this pass or, beyond it, from the flushed log. */
@@ -207,31 +265,55 @@ export class ReplayPass implements StoreTransaction {
 
   private checkOpen(): void {
     assert(this.open, "R3 transaction handle used after its transaction's pass ended");
-    if (this.miss !== undefined) throw new ReadMiss("read after a miss in the same pass");
+    if (this.halted || (this.miss !== undefined && !this.speculating))
+      throw new ReadMiss("read after a miss in the same pass");
   }
 
-  private missed(read: Read): never {
+  /**
+   * Records a miss. A read that may be fetched early (`early`: its cache key and
+   * the guess to answer) starts or continues speculation; any other ends the pass.
+   */
+  private missed<T>(read: Read, early?: { name: string; guess: unknown }): T {
     const layer = this.layers.length;
-    assert(
-      layer >= this.cache.flushedCount,
-      `R1 a replayed step (layer ${layer}, ${this.cache.flushedCount} applies flushed) made a read it did not make before: ${read.method}`,
-    );
-    this.miss = read;
+    if (this.miss === undefined) {
+      assert(
+        layer >= this.cache.flushedCount,
+        `R1 a replayed step (layer ${layer}, ${this.cache.flushedCount} applies flushed) made a read it did not make before: ${read.method}`,
+      );
+      this.miss = read;
+      this.missLayer = layer;
+      if (early !== undefined) {
+        this.speculating = true;
+        this.missedKeys.add(early.name);
+        return early.guess as T;
+      }
+    } else if (early !== undefined) {
+      if (this.missedKeys.has(early.name)) return early.guess as T;
+      if (this.missedKeys.size < SPECULATIVE_MISSES_MOST) {
+        this.missedKeys.add(early.name);
+        this.speculativeMisses.push(read);
+        return early.guess as T;
+      }
+    }
+    this.halted = true;
     throw new ReadMiss(`${read.method} is not cached at layer ${layer}`);
   }
 
   apply(changes: Changes): void {
     this.checkOpen();
-    const layer = layerOf(changes);
     const position = this.layers.length;
     const flushed = this.cache.flushed[position];
-    if (flushed !== undefined) {
+    if (flushed !== undefined && !this.speculating) {
+      // A replay: check R2 on the JSON alone and reuse the flushed layer (equal by R2).
+      const json = changesJson(changes);
       assert(
-        flushed.json === layer.json,
-        `R2 replayed apply ${position + 1} differs from the one flushed: ${layer.json} vs ${flushed.json}`,
+        flushed.json === json,
+        `R2 replayed apply ${position + 1} differs from the one flushed: ${json} vs ${flushed.json}`,
       );
+      this.layers.push(flushed);
+      return;
     }
-    this.layers.push(layer);
+    this.layers.push(layerOf(changes));
   }
 
   private point<T>(method: PointMethod, key: string): T {
@@ -250,7 +332,7 @@ export class ReplayPass implements StoreTransaction {
       if (observation.layer <= j || this.untouched(name, j + 1, observation.layer))
         return structuredClone(observation.value) as T;
     }
-    return this.missed({ method, key });
+    return this.missed<T>({ method, key }, { name, guess: resetValue(method) });
   }
 
   /** No apply in layers `from`…`to` wrote the point `name` or reset. */
@@ -267,7 +349,7 @@ export class ReplayPass implements StoreTransaction {
     const layer = this.cache.canonical(this.layers.length, this.layers);
     const answer = this.cache.query(layer, method, args);
     if (answer.hit) return structuredClone(answer.value) as T;
-    return this.missed({ method, args });
+    return this.missed<T>({ method, args });
   }
 
   promise(id: string): StoredPromise | undefined {
@@ -295,7 +377,45 @@ export class ReplayPass implements StoreTransaction {
   }
 
   promisesInBranch(branch: string): StoredPromise[] {
-    return this.query("promisesInBranch", [branch]);
+    this.checkOpen();
+    const j = this.layers.length;
+    // The newest base at or below layer j: a reset (nothing), else a fetched answer.
+    let from = 0;
+    let base: readonly StoredPromise[] | undefined;
+    for (let m = j; m >= 1; m -= 1) {
+      if (this.layerAt(m)?.reset === true) {
+        from = m;
+        base = [];
+        break;
+      }
+    }
+    for (const observation of this.cache.branchObservations(branch)) {
+      if (
+        observation.layer <= j &&
+        observation.layer >= from &&
+        (base === undefined || observation.layer > from)
+      ) {
+        from = observation.layer;
+        base = observation.value as StoredPromise[];
+      }
+    }
+    if (base === undefined)
+      return this.missed(
+        { method: "promisesInBranch", args: [branch] },
+        { name: branchKey(branch), guess: [] },
+      );
+    const mates = new Map(base.map((promise) => [promise.id, promise]));
+    for (let m = from + 1; m <= j; m += 1) {
+      const layer = this.layerAt(m);
+      assert(layer !== undefined, `layer ${m} exists`);
+      // Same order as apply: upserts, then the deletions of the same change.
+      for (const promise of layer.changes.promises) {
+        if (promise.tags[TAG.branch] === branch) mates.set(promise.id, promise);
+        else mates.delete(promise.id);
+      }
+      for (const id of layer.changes.deletedPromises) mates.delete(id);
+    }
+    return structuredClone([...mates.values()].sort((a, b) => compareCodePoints(a.id, b.id)));
   }
 
   searchPromises(query: PromiseQuery): StoredPromise[] {
