@@ -32,6 +32,8 @@ import type {
   ScheduleQuery,
   SettledQuery,
   StoredPromise,
+  StoredSchedule,
+  StoredTask,
   TaskQuery,
 } from "../../core/state.js";
 import { AssertionError, assert } from "../../lib/assert.js";
@@ -389,113 +391,173 @@ export async function applyMigrations(
 // ---------------------------------------------------------------------------
 // Writes
 
+/**
+ * Writes the pass's unflushed applies. Their net effect is written, in a few
+ * statements rather than one per record: a reset truncates (what came before it
+ * is gone anyway), then per table the last value each key was given wins, as
+ * applying them one after another would leave it (tables have no foreign keys).
+ */
 async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
-  for (const { changes } of pass.unflushed()) {
+  const layers = pass.unflushed();
+  if (layers.length === 0) return;
+  let reset = false;
+  const promises = new Map<string, StoredPromise | null>();
+  const tasks = new Map<string, StoredTask | null>();
+  const schedules = new Map<string, StoredSchedule | null>();
+  const callbacks = new Map<string, string[]>();
+  const listeners = new Map<string, string[]>();
+  const outbox = new Map<string, OutboxEntry | null>();
+  for (const { changes } of layers) {
     if (changes.reset) {
-      await client.query("TRUNCATE promises, tasks, schedules, callbacks, listeners, outbox");
+      reset = true;
+      for (const map of [promises, tasks, schedules, callbacks, listeners, outbox]) map.clear();
     }
-    for (const promise of changes.promises) {
-      await client.query(
-        "INSERT INTO promises (id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index) " +
-          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO UPDATE SET " +
-          "state = excluded.state, param = excluded.param, value = excluded.value, tags = excluded.tags, " +
-          "tags_index = excluded.tags_index, " +
-          "branch = excluded.branch, timeout_at = excluded.timeout_at, created_at = excluded.created_at, " +
-          "settled_at = excluded.settled_at, armed = excluded.armed",
-        [
-          promise.id,
-          promise.state,
-          JSON.stringify(promise.param),
-          JSON.stringify(promise.value),
-          JSON.stringify(promise.tags),
-          encodeBranch(promise.tags[TAG.branch]),
-          promise.timeoutAt,
-          promise.createdAt,
-          promise.settledAt ?? null,
-          promise.armed,
-          encodedTagsJson(promise.tags),
-        ],
-      );
+    // Same order as one change's apply: upserts, then the deletions of that change.
+    for (const promise of changes.promises) promises.set(promise.id, promise);
+    for (const task of changes.tasks) tasks.set(task.id, task);
+    for (const id of changes.deletedPromises) promises.set(id, null);
+    for (const id of changes.deletedTasks) tasks.set(id, null);
+    for (const schedule of changes.schedules) schedules.set(schedule.id, schedule);
+    for (const id of changes.deletedSchedules) schedules.set(id, null);
+    for (const [awaited, awaiters] of changes.callbacks) {
+      if (awaiters.length > 1)
+        assert(new Set(awaiters).size === awaiters.length, `callbacks of ${awaited} has duplicates`);
+      callbacks.set(awaited, awaiters);
     }
-    for (const task of changes.tasks) {
-      await client.query(
-        "INSERT INTO tasks (id, state, version, resume_ids, pid, ttl, expires_at, retry_at, due_at) " +
-          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET " +
-          "state = excluded.state, version = excluded.version, resume_ids = excluded.resume_ids, " +
-          "pid = excluded.pid, ttl = excluded.ttl, expires_at = excluded.expires_at, " +
-          "retry_at = excluded.retry_at, due_at = excluded.due_at",
-        [
-          task.id,
-          task.state,
-          task.version,
-          JSON.stringify(task.resumeIds),
-          task.pid ?? null,
-          task.ttl ?? null,
-          task.expiresAt ?? null,
-          task.retryAt ?? null,
-          task.retryAt ?? task.expiresAt ?? null,
-        ],
-      );
+    for (const [awaited, addresses] of changes.listeners) {
+      if (addresses.length > 1)
+        assert(new Set(addresses).size === addresses.length, `listeners of ${awaited} has duplicates`);
+      listeners.set(awaited, addresses);
     }
-    if (changes.deletedPromises.length > 0)
-      await client.query("DELETE FROM promises WHERE id = ANY($1::text[])", [changes.deletedPromises]);
-    if (changes.deletedTasks.length > 0)
-      await client.query("DELETE FROM tasks WHERE id = ANY($1::text[])", [changes.deletedTasks]);
-    for (const schedule of changes.schedules) {
-      await client.query(
-        "INSERT INTO schedules (id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, " +
-          "next_run_at, last_run_at, promise_tags_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) " +
-          "ON CONFLICT (id) DO UPDATE SET promise_tags_index = excluded.promise_tags_index, " +
-          "cron = excluded.cron, promise_id = excluded.promise_id, promise_timeout = excluded.promise_timeout, " +
-          "promise_param = excluded.promise_param, promise_tags = excluded.promise_tags, " +
-          "created_at = excluded.created_at, next_run_at = excluded.next_run_at, last_run_at = excluded.last_run_at",
-        [
-          schedule.id,
-          schedule.cron,
-          schedule.promiseId,
-          schedule.promiseTimeout,
-          JSON.stringify(schedule.promiseParam),
-          JSON.stringify(schedule.promiseTags),
-          schedule.createdAt,
-          schedule.nextRunAt,
-          schedule.lastRunAt ?? null,
-          encodedTagsJson(schedule.promiseTags),
-        ],
-      );
-    }
-    if (changes.deletedSchedules.length > 0)
-      await client.query("DELETE FROM schedules WHERE id = ANY($1::text[])", [changes.deletedSchedules]);
-    for (const [table, column, sets, encode] of [
-      ["callbacks", "awaiter", changes.callbacks, (id: string) => id],
-      ["listeners", "address", changes.listeners, encodeText],
-    ] as const) {
-      // Emptied sets (drains, retention) go in one statement; each key appears once in the map.
-      const emptied = [...sets].filter(([, members]) => members.length === 0).map(([awaited]) => awaited);
-      if (emptied.length > 0)
-        await client.query(`DELETE FROM ${table} WHERE awaited = ANY($1::text[])`, [emptied]);
-      for (const [awaited, members] of sets) {
-        if (members.length === 0) continue;
-        if (members.length > 1)
-          assert(new Set(members).size === members.length, `${table} of ${awaited} has duplicates`);
-        await client.query(`DELETE FROM ${table} WHERE awaited = $1`, [awaited]);
-        await client.query(`INSERT INTO ${table} (awaited, ${column}) SELECT $1, unnest($2::text[])`, [
-          awaited,
-          members.map(encode),
-        ]);
+    for (const key of changes.deletedOutbox) outbox.set(key, null);
+    for (const entry of changes.outbox) outbox.set(entry.key, entry);
+  }
+  const deleted = <V>(map: Map<string, V | null>) =>
+    [...map].filter(([, value]) => value === null).map(([key]) => key);
+  const written = <V>(map: Map<string, V | null>) =>
+    [...map.values()].filter((value): value is V => value !== null);
+
+  if (reset) await client.query("TRUNCATE promises, tasks, schedules, callbacks, listeners, outbox");
+
+  const goneP = deleted(promises);
+  if (goneP.length > 0) await client.query("DELETE FROM promises WHERE id = ANY($1::text[])", [goneP]);
+  const keptP = written(promises);
+  if (keptP.length > 0) {
+    await client.query(
+      "INSERT INTO promises (id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index) " +
+        "SELECT id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index::jsonb " +
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], " +
+        "$8::bigint[], $9::bigint[], $10::boolean[], $11::text[]) " +
+        "AS t(id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index) " +
+        "ON CONFLICT (id) DO UPDATE SET " +
+        "state = excluded.state, param = excluded.param, value = excluded.value, tags = excluded.tags, " +
+        "tags_index = excluded.tags_index, " +
+        "branch = excluded.branch, timeout_at = excluded.timeout_at, created_at = excluded.created_at, " +
+        "settled_at = excluded.settled_at, armed = excluded.armed",
+      [
+        keptP.map((promise) => promise.id),
+        keptP.map((promise) => promise.state),
+        keptP.map((promise) => JSON.stringify(promise.param)),
+        keptP.map((promise) => JSON.stringify(promise.value)),
+        keptP.map((promise) => JSON.stringify(promise.tags)),
+        keptP.map((promise) => encodeBranch(promise.tags[TAG.branch])),
+        keptP.map((promise) => promise.timeoutAt),
+        keptP.map((promise) => promise.createdAt),
+        keptP.map((promise) => promise.settledAt ?? null),
+        keptP.map((promise) => promise.armed),
+        keptP.map((promise) => encodedTagsJson(promise.tags)),
+      ],
+    );
+  }
+
+  const goneT = deleted(tasks);
+  if (goneT.length > 0) await client.query("DELETE FROM tasks WHERE id = ANY($1::text[])", [goneT]);
+  const keptT = written(tasks);
+  if (keptT.length > 0) {
+    await client.query(
+      "INSERT INTO tasks (id, state, version, resume_ids, pid, ttl, expires_at, retry_at, due_at) " +
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], " +
+        "$7::bigint[], $8::bigint[], $9::bigint[]) ON CONFLICT (id) DO UPDATE SET " +
+        "state = excluded.state, version = excluded.version, resume_ids = excluded.resume_ids, " +
+        "pid = excluded.pid, ttl = excluded.ttl, expires_at = excluded.expires_at, " +
+        "retry_at = excluded.retry_at, due_at = excluded.due_at",
+      [
+        keptT.map((task) => task.id),
+        keptT.map((task) => task.state),
+        keptT.map((task) => task.version),
+        keptT.map((task) => JSON.stringify(task.resumeIds)),
+        keptT.map((task) => task.pid ?? null),
+        keptT.map((task) => task.ttl ?? null),
+        keptT.map((task) => task.expiresAt ?? null),
+        keptT.map((task) => task.retryAt ?? null),
+        keptT.map((task) => task.retryAt ?? task.expiresAt ?? null),
+      ],
+    );
+  }
+
+  const goneS = deleted(schedules);
+  if (goneS.length > 0) await client.query("DELETE FROM schedules WHERE id = ANY($1::text[])", [goneS]);
+  for (const schedule of written(schedules)) {
+    await client.query(
+      "INSERT INTO schedules (id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, " +
+        "next_run_at, last_run_at, promise_tags_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) " +
+        "ON CONFLICT (id) DO UPDATE SET promise_tags_index = excluded.promise_tags_index, " +
+        "cron = excluded.cron, promise_id = excluded.promise_id, promise_timeout = excluded.promise_timeout, " +
+        "promise_param = excluded.promise_param, promise_tags = excluded.promise_tags, " +
+        "created_at = excluded.created_at, next_run_at = excluded.next_run_at, last_run_at = excluded.last_run_at",
+      [
+        schedule.id,
+        schedule.cron,
+        schedule.promiseId,
+        schedule.promiseTimeout,
+        JSON.stringify(schedule.promiseParam),
+        JSON.stringify(schedule.promiseTags),
+        schedule.createdAt,
+        schedule.nextRunAt,
+        schedule.lastRunAt ?? null,
+        encodedTagsJson(schedule.promiseTags),
+      ],
+    );
+  }
+
+  for (const [table, column, sets, encode] of [
+    ["callbacks", "awaiter", callbacks, (id: string) => id],
+    ["listeners", "address", listeners, encodeText],
+  ] as const) {
+    // Every set written is replaced whole: one delete of them all, one insert of the non-empty ones.
+    if (sets.size === 0) continue;
+    await client.query(`DELETE FROM ${table} WHERE awaited = ANY($1::text[])`, [[...sets.keys()]]);
+    const awaited: string[] = [];
+    const members: string[] = [];
+    for (const [key, set] of sets) {
+      for (const member of set) {
+        awaited.push(key);
+        members.push(encode(member));
       }
     }
-    if (changes.deletedOutbox.length > 0)
-      await client.query("DELETE FROM outbox WHERE key = ANY($1::text[])", [
-        changes.deletedOutbox.map(encodeText),
-      ]);
-    for (const entry of changes.outbox) {
+    if (awaited.length > 0)
       await client.query(
-        "INSERT INTO outbox (key, address, message, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET " +
-          "address = excluded.address, message = excluded.message, created_at = excluded.created_at",
-        [encodeText(entry.key), encodeText(entry.address), JSON.stringify(entry.message), entry.createdAt],
+        `INSERT INTO ${table} (awaited, ${column}) SELECT * FROM unnest($1::text[], $2::text[])`,
+        [awaited, members],
       );
-    }
   }
+
+  const goneO = deleted(outbox);
+  if (goneO.length > 0)
+    await client.query("DELETE FROM outbox WHERE key = ANY($1::text[])", [goneO.map(encodeText)]);
+  const keptO = written(outbox);
+  if (keptO.length > 0)
+    await client.query(
+      "INSERT INTO outbox (key, address, message, created_at) " +
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) ON CONFLICT (key) DO UPDATE SET " +
+        "address = excluded.address, message = excluded.message, created_at = excluded.created_at",
+      [
+        keptO.map((entry) => encodeText(entry.key)),
+        keptO.map((entry) => encodeText(entry.address)),
+        keptO.map((entry) => JSON.stringify(entry.message)),
+        keptO.map((entry) => entry.createdAt),
+      ],
+    );
 }
 
 // ---------------------------------------------------------------------------
