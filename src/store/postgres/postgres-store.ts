@@ -647,12 +647,33 @@ class Where {
 async function fetchReads(client: pg.PoolClient, reads: readonly Read[]): Promise<unknown[]> {
   const values: unknown[] = new Array(reads.length);
   const byMethod = new Map<PointMethod, { index: number; key: string }[]>();
+  const branches: { index: number; branch: string }[] = [];
   for (const [index, read] of reads.entries()) {
     if ("key" in read) {
       const group = byMethod.get(read.method) ?? [];
       group.push({ index, key: read.key });
       byMethod.set(read.method, group);
-    } else values[index] = await fetchRead(client, read);
+    } else if (read.method === "promisesInBranch" && reads.length > 1)
+      branches.push({ index, branch: read.args[0] as string });
+    else values[index] = await fetchRead(client, read);
+  }
+  if (branches.length > 0) {
+    // Several branches in one query; each answer in id order, as `fetchRead` gives it.
+    const encoded = new Map(branches.map((entry) => [encodeText(entry.branch), entry.branch]));
+    const mates = new Map<string, StoredPromise[]>();
+    for (const row of await client
+      .query<PromiseRow & { branch: string }>(
+        `SELECT branch, ${PROMISE_COLUMNS} FROM promises WHERE branch = ANY($1::text[]) ORDER BY branch, id`,
+        [[...encoded.keys()]],
+      )
+      .then((result) => result.rows)) {
+      const branch = encoded.get(row.branch);
+      assert(branch !== undefined, `a promise of branch ${row.branch} was not asked for`);
+      const list = mates.get(branch) ?? [];
+      list.push(promiseFromRow(row));
+      mates.set(branch, list);
+    }
+    for (const entry of branches) values[entry.index] = mates.get(entry.branch) ?? [];
   }
   for (const [method, group] of byMethod) {
     if (group.length === 1) {

@@ -153,7 +153,11 @@ export class ReplayCache {
     assert(this.flushed.length === pass.settledLayers, "every non-speculative apply of the pass is flushed");
   }
 
-  /** Stores the answer to `read`, fetched with every apply so far flushed (R1, R4). */
+  /**
+   * Stores the answer to `read`, fetched with every apply so far flushed (R1, R4).
+   * The cache keeps `value` itself: the caller hands over a value nothing else holds,
+   * and every answer is cloned on the way out.
+   */
   store(read: Read, value: unknown): void {
     const layer = this.flushed.length;
     if (
@@ -171,7 +175,7 @@ export class ReplayCache {
         !observations.some((observation) => observation.layer === layer),
         `R4 ${read.method} ${read.key} fetched twice at layer ${layer}`,
       );
-      observations.push({ layer, value: structuredClone(value) });
+      observations.push({ layer, value });
       this.points.set(key, observations);
     } else if (read.method === "promisesInBranch") {
       const key = branchKey(read.args[0] as string);
@@ -180,13 +184,13 @@ export class ReplayCache {
         !observations.some((observation) => observation.layer === layer),
         `R4 promisesInBranch fetched twice at layer ${layer}`,
       );
-      observations.push({ layer, value: structuredClone(value) });
+      observations.push({ layer, value });
       this.points.set(key, observations);
     } else {
       assert("args" in read, "a query read has arguments");
       const key = queryKey(this.canonical(layer, this.flushed), read.method, read.args);
       assert(!this.queries.has(key), `R4 ${read.method} fetched twice at layer ${layer}`);
-      this.queries.set(key, structuredClone(value));
+      this.queries.set(key, value);
     }
   }
 
