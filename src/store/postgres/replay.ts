@@ -99,7 +99,8 @@ export function changesJson(changes: Changes): string {
   });
 }
 
-function layerOf(changes: Changes): Layer {
+/** `speculative`: never flushed nor compared, so no JSON is made for R2. */
+function layerOf(changes: Changes, speculative = false): Layer {
   const writes = new Map<string, unknown>();
   // Same order as the memory store's apply: later entries win.
   for (const promise of changes.promises) writes.set(pointKey("promise", promise.id), promise);
@@ -118,7 +119,7 @@ function layerOf(changes: Changes): Layer {
   const copy = structuredClone(changes);
   return {
     changes: copy,
-    json: changesJson(copy),
+    json: speculative ? "" : changesJson(copy),
     reset: changes.reset,
     empty: isEmptyChanges(changes),
     writes,
@@ -149,6 +150,10 @@ export class ReplayCache {
   /** Records that the applies of `pass` beyond those flushed are now written. */
   markFlushed(pass: ReplayPass): void {
     const fresh = pass.unflushed();
+    assert(
+      fresh.every((layer) => layer.json !== ""),
+      "a speculative apply is never flushed",
+    );
     this.flushed.push(...fresh);
     assert(this.flushed.length === pass.settledLayers, "every non-speculative apply of the pass is flushed");
   }
@@ -317,7 +322,7 @@ export class ReplayPass implements StoreTransaction {
       this.layers.push(flushed);
       return;
     }
-    this.layers.push(layerOf(changes));
+    this.layers.push(layerOf(changes, this.speculating));
   }
 
   private point<T>(method: PointMethod, key: string): T {
