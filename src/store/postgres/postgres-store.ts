@@ -37,7 +37,7 @@ import type {
   TaskQuery,
 } from "../../core/state.js";
 import { AssertionError, assert } from "../../lib/assert.js";
-import { PROMISE_STATES, type PromiseState, TAG } from "../../protocol/records.js";
+import { TAG } from "../../protocol/records.js";
 import { type ScheduleRow, scheduleFromRow, type TaskRow, taskFromRow } from "../rows.js";
 import {
   type StateCounts,
@@ -47,8 +47,21 @@ import {
   type StoreTransaction,
   StoreUnavailableError,
 } from "../store.js";
+import { isConflict, isConnectionError, translateError } from "./errors.js";
 import { MIGRATIONS, type Migration } from "./migrations.js";
 import { type PointMethod, type Read, ReadMiss, ReplayCache, ReplayPass } from "./replay.js";
+import {
+  assertLimit,
+  OUTBOX_COLUMNS,
+  type OutboxRow,
+  outboxFromRow,
+  PROMISE_COLUMNS,
+  type PromiseRow,
+  promiseFromRow,
+  SCHEDULE_COLUMNS,
+  TASK_COLUMNS,
+  Where,
+} from "./row-reads.js";
 import { decodeText, encodedTagsJson, encodeText } from "./text.js";
 
 export interface PostgresStoreOptions {
@@ -73,8 +86,6 @@ export interface PostgresStoreStats extends StoreStats {
   fetchRounds: number;
 }
 
-/** SQLSTATEs that mean "run the whole transaction again". */
-const RETRYABLE_CONFLICTS = new Set(["40001", "40P01"]);
 /** Backoff after the n-th conflict: uniformly random below min(first × 2^(n-1), most) ms ("full jitter"). */
 const CONFLICT_BACKOFF_FIRST_MS = 2;
 const CONFLICT_BACKOFF_MOST_MS = 200;
@@ -285,41 +296,6 @@ function isThenable(value: unknown): boolean {
     value !== null &&
     typeof (value as { then?: unknown }).then === "function"
   );
-}
-
-function sqlState(error: unknown): string | undefined {
-  if (typeof error !== "object" || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
-function isConflict(error: unknown): boolean {
-  const code = sqlState(error);
-  return code !== undefined && RETRYABLE_CONFLICTS.has(code);
-}
-
-/**
- * Errors that mean the database cannot be reached right now: connection classes
- * (08), resources (53), operator intervention (57), system (58), and errors of the
- * driver or the socket (no SQLSTATE): refused, reset, terminated, timed out.
- */
-function isConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  if (error instanceof AssertionError || error instanceof StoreUnavailableError) return false;
-  const code = sqlState(error);
-  if (code !== undefined) return ["08", "53", "57", "58"].includes(code.slice(0, 2));
-  const errno = (error as NodeJS.ErrnoException).code;
-  if (typeof errno === "string" && /^E[A-Z]+$/.test(errno)) return true;
-  return /connect|connection|terminated|timeout|Client was closed|pool/i.test(error.message);
-}
-
-/** P2: connection-kind errors become `StoreUnavailableError`; anything else passes through. */
-function translateError(error: unknown, description: string, always = false): unknown {
-  if (error instanceof StoreUnavailableError || error instanceof StoreSchemaError) return error;
-  if (!isConnectionError(error) && !(always && error instanceof Error && !(error instanceof AssertionError)))
-    return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new StoreUnavailableError(`${description} cannot be reached: ${message}`, { cause: error });
 }
 
 /**
@@ -562,83 +538,6 @@ async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
 
 // ---------------------------------------------------------------------------
 // Reads
-
-interface PromiseRow {
-  id: string;
-  state: string;
-  param: string;
-  value: string;
-  tags: string;
-  timeout_at: number;
-  created_at: number;
-  settled_at: number | null;
-  armed: boolean;
-}
-
-interface OutboxRow {
-  key: string;
-  address: string;
-  message: string;
-  created_at: number;
-}
-
-const PROMISE_COLUMNS = "id, state, param, value, tags, timeout_at, created_at, settled_at, armed";
-const TASK_COLUMNS = "id, state, version, resume_ids, pid, ttl, expires_at, retry_at";
-const SCHEDULE_COLUMNS =
-  "id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, next_run_at, last_run_at";
-const OUTBOX_COLUMNS = "key, address, message, created_at";
-
-const promiseStates: readonly string[] = PROMISE_STATES;
-
-function assertLimit(limit: number): void {
-  assert(Number.isInteger(limit) && limit >= 0, `limit must be a non-negative integer, got ${limit}`);
-}
-
-function promiseFromRow(row: PromiseRow): StoredPromise {
-  assert(promiseStates.includes(row.state), `promise ${row.id} has state ${row.state}`);
-  const promise: StoredPromise = {
-    id: row.id,
-    state: row.state as PromiseState,
-    param: JSON.parse(row.param),
-    value: JSON.parse(row.value),
-    tags: JSON.parse(row.tags),
-    timeoutAt: row.timeout_at,
-    createdAt: row.created_at,
-    armed: row.armed,
-  };
-  if (row.settled_at !== null) promise.settledAt = row.settled_at;
-  return promise;
-}
-
-function outboxFromRow(row: OutboxRow): OutboxEntry {
-  return {
-    key: decodeText(row.key),
-    address: decodeText(row.address),
-    message: JSON.parse(row.message),
-    createdAt: row.created_at,
-  };
-}
-
-/** Builds a WHERE clause and its parameters from optional conditions. */
-class Where {
-  readonly parameters: unknown[] = [];
-  private readonly conditions: string[] = [];
-
-  add(condition: (parameter: string) => string, value: unknown): void {
-    this.parameters.push(value);
-    this.conditions.push(condition(`$${this.parameters.length}`));
-  }
-
-  limit(limit: number): string {
-    assertLimit(limit);
-    this.parameters.push(limit);
-    return `$${this.parameters.length}`;
-  }
-
-  toString(): string {
-    return this.conditions.length === 0 ? "" : `WHERE ${this.conditions.join(" AND ")}`;
-  }
-}
 
 /**
  * Fetches the reads a pass missed, as of the database transaction's current state,
