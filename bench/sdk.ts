@@ -235,7 +235,19 @@ async function startReplica(store: string, sync: string): Promise<{ child: Child
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(
     process.execPath,
-    [CLI, "serve", "--port", String(port), "--store", store, "--sync", sync, "--log-level", "warn"],
+    [
+      ...profileArgs("server"),
+      CLI,
+      "serve",
+      "--port",
+      String(port),
+      "--store",
+      store,
+      "--sync",
+      sync,
+      "--log-level",
+      "warn",
+    ],
     { stdio: ["ignore", "ignore", "inherit"] },
   );
   const deadline = Date.now() + 20_000;
@@ -251,9 +263,23 @@ async function startReplica(store: string, sync: string): Promise<{ child: Child
   }
 }
 
+/** PLEDGE_BENCH_PROFILE=<dir>: each child writes a V8 CPU profile there. */
+function profileArgs(role: string): string[] {
+  const dir = process.env.PLEDGE_BENCH_PROFILE;
+  return dir === undefined
+    ? []
+    : [
+        "--cpu-prof",
+        "--cpu-prof-dir",
+        dir,
+        "--cpu-prof-name",
+        `${role}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.cpuprofile`,
+      ];
+}
+
 function startWorker(url: string, concurrency: number, prefix: string): ChildProcess {
   return fork(WORKER, [JSON.stringify({ url, concurrency, prefix })], {
-    execArgv: ["--import", "tsx"],
+    execArgv: ["--import", "tsx", ...profileArgs("worker")],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
 }

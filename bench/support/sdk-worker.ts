@@ -36,7 +36,10 @@ process.on("message", (command: WorkerCommand) => {
     void pledge.stop().finally(() => {
       send({ type: "closed" });
       process.disconnect();
+      // Exit now rather than on the parent's SIGTERM, so a CPU profile (PLEDGE_BENCH_PROFILE) is written.
+      process.exit(0);
     });
   }
 });
 send({ type: "ready" });
+process.on("SIGTERM", () => process.exit(0));
