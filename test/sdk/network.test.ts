@@ -385,6 +385,83 @@ describe("remote network", () => {
     );
   }, 5_000);
 
+  test("sequential sends share one keep-alive connection", async () => {
+    const ports: (number | undefined)[] = [];
+    const url = await fakeServer((request, body, response) => {
+      ports.push(request.socket.remotePort);
+      response.writeHead(200, { "content-type": "application/json" }).end(answer(body, 200, { promise: {} }));
+    });
+    const network = remote(url);
+    for (const id of ["a", "b", "c"]) await network.send({ kind: "promise.get", data: { id } });
+    expect(ports).toHaveLength(3);
+    expect(new Set(ports).size).toBe(1);
+  });
+
+  test("an answer cut off mid-body is retried until one arrives whole", async () => {
+    let attempts = 0;
+    const url = await fakeServer((request, body, response) => {
+      attempts += 1;
+      const whole = answer(body, 200, { promise: { id: "p" } });
+      if (attempts === 1) {
+        response.writeHead(200, { "content-type": "application/json", "content-length": whole.length });
+        response.write(whole.slice(0, 10), () => request.socket.destroy());
+        return;
+      }
+      response.writeHead(200, { "content-type": "application/json" }).end(whole);
+    });
+    const network = new RemoteNetwork({ url, group: "g", pid: "w1", retry: { initialMs: 1, maxMs: 2 } });
+    cleanups.push(() => network.close());
+    expect(await network.send({ kind: "promise.get", data: { id: "p" } })).toEqual({
+      status: 200,
+      data: { promise: { id: "p" } },
+    });
+    expect(attempts).toBe(2);
+  });
+
+  test("an attempt unanswered within requestTimeoutMs is given up, its connection closed, and named as the failure", async () => {
+    const closedConnections: Promise<void>[] = [];
+    const url = await fakeServer((request) => {
+      closedConnections.push(new Promise((resolve) => request.socket.on("close", () => resolve())));
+    });
+    const { timers, armed } = backoffWatch();
+    const network = new RemoteNetwork({
+      url,
+      group: "g",
+      pid: "w1",
+      timers,
+      retry: LONG_BACKOFF,
+      requestTimeoutMs: 50,
+    });
+    cleanups.push(() => network.close());
+    const pending = network.send({ kind: "promise.get", data: { id: "p" } });
+    await armed;
+    await Promise.all(closedConnections);
+    await network.close();
+    const error = await rejection(pending);
+    expect(error).toBeInstanceOf(NetworkClosedError);
+    expect((error as Error).message).toMatch(/promise\.get .*no answer within 50 ms/);
+  }, 5_000);
+
+  test("close aborts a request in flight: the send rejects with NetworkClosedError and the connection closes", async () => {
+    let arrived: () => void = () => {};
+    const requested = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    let connectionClosed: Promise<void> = Promise.resolve();
+    const url = await fakeServer((request) => {
+      connectionClosed = new Promise((resolve) => request.socket.on("close", () => resolve()));
+      arrived(); // and never answers
+    });
+    const network = remote(url);
+    const pending = network.send({ kind: "promise.get", data: { id: "p" } });
+    await requested;
+    await network.close();
+    const error = await rejection(pending);
+    expect(error).toBeInstanceOf(NetworkClosedError);
+    expect((error as Error).message).toMatch(/promise\.get .*last failure: none/);
+    await connectionClosed;
+  }, 5_000);
+
   test("after close nothing keeps the process alive (a child process exits by itself)", async () => {
     const server = await serve();
     const deadPort = await freePort();

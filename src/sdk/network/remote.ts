@@ -5,6 +5,12 @@
  * answer to its request, retries with backoff, and the poll stream's parser and
  * reconnects. What an answer means is the caller's business.
  *
+ * Envelopes go through `node:http(s)` over a keep-alive agent of this network's
+ * own, not `fetch`: a step costs a few round trips, and fetch's web-stream
+ * machinery (Request, AbortSignal, ReadableStream) cost a worker more CPU per
+ * request than the rest of the step. The poll stream is one long-lived
+ * request, so it keeps `fetch`.
+ *
  * Answers are sorted by the protocol status (`head.status`; the HTTP status
  * mirrors it on Pledge, and only stands in when a body is not an envelope):
  *  - 200, 300, 404, 409, 422: a `Response` (N1).
@@ -24,14 +30,24 @@
  *  R1  A retried request keeps its body and corrId; only an answer whose `kind`
  *      and `head.corrId` echo them is accepted (a rejection may echo
  *      "unknown"/"0": Pledge answers so when it could not read the body).
- *  R2  After `close()` nothing is pending: no timer, no fetch, no reconnect.
- *      Until then a pending send or a subscription keeps the process alive (the
- *      default timers are not `unref`'d), as an open socket would: an awaited
- *      send must not end the process halfway through a backoff.
+ *  R2  After `close()` nothing is pending: no timer, no request, no idle
+ *      socket, no reconnect. Until then a pending send or a subscription keeps
+ *      the process alive (the default timers are not `unref`'d), as an open
+ *      socket would: an awaited send must not end the process halfway through
+ *      a backoff. Idle keep-alive sockets never keep it alive (the agent
+ *      `unref`s them).
  *  R3  A message reaches `onMessage` in a microtask of its own, never after the
  *      subscription was stopped, and only once it is an `execute` or an
  *      `unblock` with the fields a worker reads.
  */
+import {
+  type ClientRequest,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type RequestOptions,
+} from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { urlToHttpOptions } from "node:url";
 import type { Timers } from "../../lib/clock.js";
 import { type OutgoingMessage, PROTOCOL_VERSION } from "../../protocol/records.js";
 import type { ErrorDetail, Response } from "../../protocol/requests.js";
@@ -66,6 +82,13 @@ export interface RemoteNetworkOptions {
 export const SEND_RETRY: RetryPolicy = { initialMs: 100, maxMs: 5_000 };
 export const RECONNECT: RetryPolicy = { initialMs: 1_000, maxMs: 30_000 };
 const REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * An idle keep-alive socket is closed after this long, before Node's default
+ * server keep-alive (5 s) would close it under a request sent on it. A server
+ * that announces a shorter `Keep-Alive: timeout` shortens it (Node's agent
+ * reads the hint only when it has a timeout of its own).
+ */
+const IDLE_SOCKET_TIMEOUT_MS = 4_000;
 /** An SSE event larger than this is not a message of ours: drop the connection. */
 const MAX_EVENT_CHARS = 64 * 1024 * 1024;
 
@@ -191,7 +214,6 @@ type Attempt =
 export class RemoteNetwork implements Network {
   readonly unicast: string;
   readonly anycast: string;
-  private readonly url: string;
   private readonly pollUrl: string;
   private readonly token: string | undefined;
   private readonly newId: () => string;
@@ -201,7 +223,18 @@ export class RemoteNetwork implements Network {
   private readonly reconnect: RetryPolicy;
   private readonly requestTimeoutMs: number;
   private readonly backoff: Backoff;
-  private readonly inFlight = new Set<AbortController>();
+  /** Where and how each envelope is posted; only `content-length` varies. */
+  private readonly postOptions: RequestOptions;
+  /**
+   * The headers as a flat name/value list, which Node writes as given (still
+   * validated) rather than through `setHeader` one by one; `host` included, as
+   * Node adds it only to headers given as an object.
+   */
+  private readonly postHeaders: readonly string[];
+  private readonly post: typeof httpRequest;
+  private readonly agent: HttpAgent;
+  /** Ends each request in flight, giving the reason its attempt reports. */
+  private readonly inFlight = new Set<(reason: string) => void>();
   private readonly subscriptions = new Set<PollSubscription>();
   private closed = false;
 
@@ -214,7 +247,6 @@ export class RemoteNetwork implements Network {
     }
     if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
       throw new TypeError(`url: expected http:// or https://, got ${JSON.stringify(options.url)}`);
-    this.url = options.url;
     this.pollUrl = `${options.url.replace(/\/+$/, "")}/poll/${encodeURIComponent(options.group)}/${encodeURIComponent(options.pid)}`;
     this.unicast = `poll://uni@${options.group}/${options.pid}`;
     this.anycast = `poll://any@${options.group}/${options.pid}`;
@@ -226,12 +258,22 @@ export class RemoteNetwork implements Network {
     this.reconnect = options.reconnect ?? RECONNECT;
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.backoff = new Backoff(this.timers, this.random);
+    // No cap on sockets, as fetch had none: a request queued behind a cap would
+    // spend its `requestTimeoutMs` waiting for a socket rather than an answer.
+    const agentOptions = { keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS };
+    const https = parsed.protocol === "https:";
+    this.agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.post = https ? httpsRequest : httpRequest;
+    const { hostname, port, path } = urlToHttpOptions(parsed);
+    this.postOptions = { hostname, port, path, method: "POST", agent: this.agent };
+    const headers = this.headers({ "content-type": "application/json", accept: "application/json" });
+    this.postHeaders = ["host", parsed.host, ...Object.entries(headers).flat()];
   }
 
   async send(request: NetworkRequest): Promise<Response> {
     if (this.closed) throw new NetworkClosedError(`network closed; ${request.kind} not sent`);
     const corrId = this.newId();
-    const body = JSON.stringify(toEnvelope(request, corrId, this.token));
+    const body = Buffer.from(JSON.stringify(toEnvelope(request, corrId, this.token)), "utf8");
     let lastFailure = "none";
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.attempt(request.kind, corrId, body);
@@ -268,7 +310,8 @@ export class RemoteNetwork implements Network {
   async close(): Promise<void> {
     this.closed = true;
     this.backoff.close(new NetworkClosedError("network closed"));
-    for (const controller of this.inFlight) controller.abort();
+    for (const end of [...this.inFlight]) end(ABORTED_BY_CLOSE);
+    this.agent.destroy(); // its idle sockets (R2)
     for (const subscription of this.subscriptions) subscription.stop();
     this.subscriptions.clear();
   }
@@ -277,34 +320,61 @@ export class RemoteNetwork implements Network {
     return this.token === undefined ? extra : { ...extra, authorization: `Bearer ${this.token}` };
   }
 
-  /** One POST, its answer read in full, within `requestTimeoutMs`. Never throws. */
-  private async attempt(kind: string, corrId: string, body: string): Promise<Attempt> {
-    const controller = new AbortController();
-    this.inFlight.add(controller);
-    const timeout = this.timers.setTimeout(() => controller.abort(), this.requestTimeoutMs);
-    let httpStatus: number;
-    let text: string;
+  /** One POST, its answer read in full, within `requestTimeoutMs`. Never throws (nor rejects). */
+  private attempt(kind: string, corrId: string, body: Buffer): Promise<Attempt> {
+    let request: ClientRequest;
     try {
-      const response = await fetch(this.url, {
-        method: "POST",
-        headers: this.headers({ "content-type": "application/json", accept: "application/json" }),
-        body,
-        signal: controller.signal,
+      request = this.post({
+        ...this.postOptions,
+        headers: [...this.postHeaders, "content-length", String(body.length)],
       });
-      httpStatus = response.status;
-      text = await response.text();
     } catch (error) {
-      const reason = controller.signal.aborted
-        ? this.closed
-          ? ABORTED_BY_CLOSE
-          : `no answer within ${this.requestTimeoutMs} ms`
-        : describeFetchFailure(error);
-      return { kind: "retry", reason };
-    } finally {
-      this.timers.clearTimeout(timeout);
-      this.inFlight.delete(controller);
+      // A header Node refuses (a token with a newline) fails the attempt, as it failed fetch.
+      return Promise.resolve({ kind: "retry", reason: describeRequestFailure(error) });
     }
-    return readAnswer({ kind, corrId, httpStatus, text });
+    return new Promise<Attempt>((resolve) => {
+      // The first outcome wins; whatever the request emits afterwards is ignored.
+      let settled = false;
+      const settle = (outcome: Attempt) => {
+        if (settled) return;
+        settled = true;
+        this.timers.clearTimeout(timeout);
+        this.inFlight.delete(end);
+        resolve(outcome);
+      };
+      // Destroying the request destroys its socket: the agent never reuses a
+      // connection with an answer still coming on it.
+      const end = (reason: string) => {
+        settle({ kind: "retry", reason });
+        request.destroy();
+      };
+      const timeout = this.timers.setTimeout(
+        () => end(`no answer within ${this.requestTimeoutMs} ms`),
+        this.requestTimeoutMs,
+      );
+      this.inFlight.add(end);
+      request.on("error", (error) => settle({ kind: "retry", reason: describeRequestFailure(error) }));
+      request.on("response", (response) => {
+        let text = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        response.on("end", () =>
+          settle(readAnswer({ kind, corrId, httpStatus: response.statusCode ?? 0, text })),
+        );
+        response.on("error", (error) =>
+          settle({
+            kind: "retry",
+            reason: `the connection broke mid-answer: ${describeRequestFailure(error)}`,
+          }),
+        );
+        response.on("close", () => {
+          if (!response.complete) settle({ kind: "retry", reason: "the connection closed mid-answer" });
+        });
+      });
+      request.end(body);
+    });
   }
 }
 
@@ -369,12 +439,20 @@ function readAnswer(input: { kind: string; corrId: string; httpStatus: number; t
   }
 }
 
-function describeFetchFailure(error: unknown): string {
+/**
+ * A failed request in one line with its code: `connect ECONNREFUSED 127.0.0.1:8001`,
+ * `socket hang up (ECONNRESET)`. Connecting to a name with several addresses
+ * fails with an `AggregateError` whose own message is empty: its parts are named.
+ */
+function describeRequestFailure(error: unknown): string {
   if (!(error instanceof Error)) return oneLine(String(error));
-  // undici wraps the socket error: `TypeError: fetch failed` with `cause.code` ECONNREFUSED etc.
-  const cause = (error as { cause?: unknown }).cause;
-  if (isObject(cause) && typeof cause.code === "string") return `${error.message} (${cause.code})`;
-  return oneLine(error.message);
+  const code = (error as { code?: unknown }).code;
+  const parts =
+    error instanceof AggregateError && error.errors.length > 0
+      ? [...new Set(error.errors.map((part) => (part instanceof Error ? part.message : String(part))))]
+      : [error.message];
+  const message = oneLine(parts.join("; ")) || error.name;
+  return typeof code === "string" && !message.includes(code) ? `${message} (${code})` : message;
 }
 
 function oneLine(text: string): string {
