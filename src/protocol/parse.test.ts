@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { AssertionError } from "../lib/assert.js";
 import { ERROR_CATALOGUE, type ErrorCode, isErrorCode, protocolError } from "./errors.js";
-import { decodeBody, failureResponse, type ParseFailure, parseRequest } from "./parse.js";
+import {
+  decodeBody,
+  FAST_CHECKED,
+  type FastChecked,
+  failureResponse,
+  type ParseFailure,
+  parseRequest,
+} from "./parse.js";
 import { PROTOCOL_VERSION } from "./records.js";
 import { REQUEST_KINDS, type Request } from "./requests.js";
 
@@ -1080,5 +1087,126 @@ describe("the error catalogue", () => {
     });
     const forbidden = rejectData("debug.snap", {}, PRODUCTION);
     expect(failureResponse(forbidden)).toMatchObject({ status: 403, error: { code: "debug_disabled" } });
+  });
+});
+
+describe("fast checks (V6)", () => {
+  const tags = { "resonate:branch": "b", "resonate:delay": "12", "resonate:scope": "local" };
+  const value = { headers: { a: "1" }, data: "ZGF0YQ==" };
+  const settle = { id: "p", state: "resolved", value };
+  const callback = { awaited: "q", awaiter: "p" };
+  const accepted: { [K in keyof typeof FAST_CHECKED]: Record<string, unknown>[] } = {
+    promiseCreate: [
+      { id: "p", timeoutAt: 5, param: value, tags },
+      { tags, param: { data: "x", headers: {} }, timeoutAt: 0, id: "p" },
+      { id: "p", timeoutAt: 5 },
+    ],
+    promiseSettle: [
+      settle,
+      { value: { data: "x" }, state: "rejected_canceled", id: "p" },
+      { id: "p", state: "rejected" },
+    ],
+    registerCallback: [callback],
+    taskAcquire: [{ id: "t", version: 1, pid: "w", ttl: 1000 }],
+    taskFence: [
+      { id: "t", version: 1, action: { kind: "promise.create", head: {}, data: { id: "p", timeoutAt: 1 } } },
+      { version: 1, id: "t" },
+    ],
+    taskFulfill: [
+      { id: "p", version: 2, action: { kind: "promise.settle", head: { corrId: "c" }, data: settle } },
+      { action: { data: settle, kind: "promise.settle" }, version: 2, id: "p" },
+    ],
+    taskSuspend: [
+      {
+        id: "p",
+        version: 2,
+        actions: [
+          { kind: "promise.register_callback", data: callback },
+          { kind: "promise.register_callback", head: {}, data: { awaiter: "p", awaited: "r" } },
+        ],
+      },
+    ],
+  };
+  const replacements: unknown[] = [
+    undefined,
+    null,
+    "",
+    "x",
+    "a\u0000b",
+    "\ud800",
+    -1,
+    0,
+    1.5,
+    2 ** 53,
+    "9007199254740993",
+    true,
+    {},
+    [],
+    { extra: "x" },
+    "resolved",
+    "promise.settle",
+  ];
+
+  /** Every input one change away from `input`: each value replaced or removed, an unknown key added. */
+  function* mutations(input: unknown): Generator<unknown> {
+    if (Array.isArray(input)) {
+      yield [];
+      for (const [index, item] of input.entries())
+        for (const changed of mutations(item))
+          yield input.map((other, at) => (at === index ? changed : other));
+      return;
+    }
+    if (typeof input !== "object" || input === null) {
+      yield* replacements;
+      return;
+    }
+    yield { ...input, extra: "x" };
+    yield JSON.parse(JSON.stringify(input).replace(/^\{/, '{"__proto__":{},').replace(",}", "}"));
+    for (const [key, item] of Object.entries(input)) {
+      for (const changed of mutations(item)) {
+        const copy: Record<string, unknown> = { ...input };
+        if (changed === undefined) delete copy[key];
+        else copy[key] = changed;
+        yield copy;
+      }
+      // JSON has no undefined: a key is either absent or holds a value.
+      for (const replacement of replacements)
+        if (replacement !== undefined) yield { ...input, [key]: replacement };
+    }
+  }
+
+  function agrees(checked: FastChecked<unknown>, input: Record<string, unknown>): boolean {
+    const fast = checked.fast(input);
+    const schema = checked.schema.safeParse(input);
+    if (fast === undefined) return false;
+    expect(schema.success).toBe(true);
+    // The same keys in the same order: what the store keeps and echoes is byte-identical.
+    expect(JSON.stringify(fast)).toBe(JSON.stringify(schema.data));
+    expect(fast).toStrictEqual(schema.data);
+    return true;
+  }
+
+  it("accept the well-formed data of every hot kind, exactly as its schema parses it", () => {
+    for (const [name, inputs] of Object.entries(accepted)) {
+      const checked = FAST_CHECKED[name as keyof typeof FAST_CHECKED] as FastChecked<unknown>;
+      for (const input of inputs)
+        expect(agrees(checked, input), `${name} ${JSON.stringify(input)}`).toBe(true);
+    }
+  });
+
+  it("never accept what the schema refuses, nor parse anything differently, one change away", () => {
+    let declined = 0;
+    let total = 0;
+    for (const [name, inputs] of Object.entries(accepted)) {
+      const checked = FAST_CHECKED[name as keyof typeof FAST_CHECKED] as FastChecked<unknown>;
+      for (const input of inputs)
+        for (const mutated of mutations(input)) {
+          if (typeof mutated !== "object" || mutated === null || Array.isArray(mutated)) continue;
+          total += 1;
+          if (!agrees(checked, mutated as Record<string, unknown>)) declined += 1;
+        }
+    }
+    // Most mutations are faults, which the schema words (V6).
+    expect(declined).toBeGreaterThan(total / 2);
   });
 });

@@ -23,7 +23,11 @@
  *  V4  Only the outer guards of `task.fence` fail the request; every other fault in
  *      `action.data` becomes an `InvalidFenceAction` (inner `400`, outer `200`).
  *  V5  Schemas are built once, at module load; the happy path is one `safeParse`
- *      plus the cross-field checks of its kind.
+ *      plus the cross-field checks of its kind, or, for the kinds a worker sends
+ *      on every step, one fast check (V6) instead of the `safeParse`.
+ *  V6  A fast check accepts only what its schema accepts and returns what the
+ *      schema would (same keys, same order); whatever it declines goes to the
+ *      schema, which alone words a failure. So error texts have one source.
  */
 import { Cron as CronJob } from "croner";
 import { z } from "zod";
@@ -512,6 +516,178 @@ const SCHEMAS = {
 } as const;
 
 // ---------------------------------------------------------------------------
+// Fast checks (V6): the hot kinds' schemas as plain code. On an SDK load's requests
+// they make `parseRequest` about three times cheaper than zod alone (measured
+// 2.7 → 0.85 µs a request). `undefined` declines: the schema decides.
+
+type FastCheck<T> = (data: JsonObject) => T | undefined;
+
+/** A strict object schema's keys, so a fast check admits exactly the fields its schema does. */
+function keysOf(schema: { shape: object }): ReadonlySet<string> {
+  return new Set(Object.keys(schema.shape));
+}
+
+/** An object none of whose keys is outside `keys` (a strict object's outer test). */
+function hasOnlyKeys(value: unknown, keys: ReadonlySet<string>): value is JsonObject {
+  if (!isObject(value)) return false;
+  for (const key in value) if (!keys.has(key)) return false;
+  return true;
+}
+
+/** What `Id` accepts. */
+function isId(value: unknown): value is string {
+  return (
+    typeof value === "string" && value !== "" && !value.includes("\u0000") && !LONE_SURROGATE.test(value)
+  );
+}
+
+/** `StringRecord`. Accepted as is: the schema's copy would hold the same keys in the same order. */
+function isStringRecord(value: unknown): value is Record<string, string> {
+  if (!isObject(value)) return false;
+  for (const key in value) if (typeof value[key] !== "string") return false;
+  return true;
+}
+
+function isPromiseTags(value: unknown): value is Record<string, string> {
+  if (!isStringRecord(value)) return false;
+  const delay = value[TAG.delay];
+  return delay === undefined || (INTEGER_STRING.test(delay) && Number.isSafeInteger(Number(delay)));
+}
+
+const VALUE_KEYS = keysOf(Value);
+/** `Value`, optional: `null` declines, `undefined` is absent. */
+function fastValue(value: unknown): z.output<typeof Value> | undefined | null {
+  if (value === undefined) return undefined;
+  if (!hasOnlyKeys(value, VALUE_KEYS)) return null;
+  const { headers, data } = value;
+  if (headers !== undefined && !isStringRecord(headers)) return null;
+  if (data !== undefined && typeof data !== "string") return null;
+  const out: z.output<typeof Value> = {};
+  if (headers !== undefined) out.headers = headers;
+  if (data !== undefined) out.data = data;
+  return out;
+}
+
+const PROMISE_CREATE_KEYS = keysOf(PromiseCreateDataSchema);
+function fastPromiseCreate(data: JsonObject): PromiseCreateData | undefined {
+  if (!hasOnlyKeys(data, PROMISE_CREATE_KEYS)) return undefined;
+  const { id, timeoutAt, tags } = data;
+  if (!isId(id) || !isNonNegativeInteger(timeoutAt)) return undefined;
+  const param = fastValue(data.param);
+  if (param === null) return undefined;
+  if (tags !== undefined && !isPromiseTags(tags)) return undefined;
+  const out: PromiseCreateData = { id, timeoutAt };
+  if (param !== undefined) out.param = param;
+  if (tags !== undefined) out.tags = tags;
+  return out;
+}
+
+const PROMISE_SETTLE_KEYS = keysOf(PromiseSettleDataSchema);
+const SETTLABLE: ReadonlySet<unknown> = new Set(SETTLABLE_STATES);
+function fastPromiseSettle(data: JsonObject): PromiseSettleData | undefined {
+  if (!hasOnlyKeys(data, PROMISE_SETTLE_KEYS)) return undefined;
+  const { id, state } = data;
+  if (!isId(id) || !SETTLABLE.has(state)) return undefined;
+  const value = fastValue(data.value);
+  if (value === null) return undefined;
+  const out: PromiseSettleData = { id, state: state as PromiseSettleData["state"] };
+  if (value !== undefined) out.value = value;
+  return out;
+}
+
+const REGISTER_CALLBACK_KEYS = keysOf(RegisterCallbackDataSchema);
+function fastRegisterCallback(data: JsonObject): z.output<typeof RegisterCallbackDataSchema> | undefined {
+  if (!hasOnlyKeys(data, REGISTER_CALLBACK_KEYS)) return undefined;
+  const { awaited, awaiter } = data;
+  return isId(awaited) && isId(awaiter) ? { awaited, awaiter } : undefined;
+}
+
+/** `actionOf(kind, …)`: the envelope with its `data` passed through `fastData`. */
+function fastAction<K extends string, D>(
+  value: unknown,
+  kind: K,
+  fastData: FastCheck<D>,
+): { kind: K; head?: unknown; data: D } | undefined {
+  if (!hasOnlyKeys(value, ENVELOPE_KEYS) || value.kind !== kind || !isObject(value.data)) return undefined;
+  const data = fastData(value.data);
+  if (data === undefined) return undefined;
+  return "head" in value ? { kind, head: value.head, data } : { kind, data };
+}
+
+const TASK_ACQUIRE_KEYS = keysOf(SCHEMAS.taskAcquire);
+function fastTaskAcquire(data: JsonObject): z.output<(typeof SCHEMAS)["taskAcquire"]> | undefined {
+  if (!hasOnlyKeys(data, TASK_ACQUIRE_KEYS)) return undefined;
+  const { id, version, pid, ttl } = data;
+  return isId(id) && isNonNegativeInteger(version) && isId(pid) && isNonNegativeInteger(ttl)
+    ? { id, version, pid, ttl }
+    : undefined;
+}
+
+const TASK_FENCE_KEYS = keysOf(SCHEMAS.taskFence);
+function fastTaskFence(data: JsonObject): z.output<(typeof SCHEMAS)["taskFence"]> | undefined {
+  if (!hasOnlyKeys(data, TASK_FENCE_KEYS)) return undefined;
+  const { id, version, action } = data;
+  if (!isId(id) || !isNonNegativeInteger(version)) return undefined;
+  return "action" in data ? { id, version, action } : { id, version };
+}
+
+const TASK_FULFILL_KEYS = keysOf(SCHEMAS.taskFulfill);
+function fastTaskFulfill(data: JsonObject): z.output<(typeof SCHEMAS)["taskFulfill"]> | undefined {
+  if (!hasOnlyKeys(data, TASK_FULFILL_KEYS)) return undefined;
+  const { id, version } = data;
+  if (!isId(id) || !isNonNegativeInteger(version)) return undefined;
+  const action = fastAction(data.action, "promise.settle", fastPromiseSettle);
+  return action === undefined ? undefined : { id, version, action };
+}
+
+const TASK_SUSPEND_KEYS = keysOf(SCHEMAS.taskSuspend);
+function fastTaskSuspend(data: JsonObject): z.output<(typeof SCHEMAS)["taskSuspend"]> | undefined {
+  if (!hasOnlyKeys(data, TASK_SUSPEND_KEYS)) return undefined;
+  const { id, version, actions } = data;
+  if (!isId(id) || !isNonNegativeInteger(version) || !Array.isArray(actions) || actions.length === 0)
+    return undefined;
+  const out: z.output<(typeof SCHEMAS)["taskSuspend"]>["actions"] = [];
+  for (const item of actions) {
+    const action = fastAction(item, "promise.register_callback", fastRegisterCallback);
+    if (action === undefined) return undefined;
+    out.push(action);
+  }
+  return { id, version, actions: out };
+}
+
+/** A schema and the fast check that stands in for it (V6). */
+export interface FastChecked<T> {
+  schema: z.ZodType<T>;
+  fast: FastCheck<T>;
+}
+
+/** Pairs a fast check with its schema, typed so that both promise the same output. */
+function fastChecked<T>(schema: z.ZodType<T>, fast: FastCheck<T>): FastChecked<T> {
+  return { schema, fast };
+}
+
+/** The hot kinds' schemas with their fast checks (exported so parse.test.ts can hold each to V6). */
+export const FAST_CHECKED = {
+  promiseCreate: fastChecked(SCHEMAS.promiseCreate, fastPromiseCreate),
+  promiseSettle: fastChecked(SCHEMAS.promiseSettle, fastPromiseSettle),
+  registerCallback: fastChecked(SCHEMAS.registerCallback, fastRegisterCallback),
+  taskAcquire: fastChecked(SCHEMAS.taskAcquire, fastTaskAcquire),
+  taskFence: fastChecked(SCHEMAS.taskFence, fastTaskFence),
+  taskFulfill: fastChecked(SCHEMAS.taskFulfill, fastTaskFulfill),
+  taskSuspend: fastChecked(SCHEMAS.taskSuspend, fastTaskSuspend),
+};
+
+/** The fast check's value, else the schema's verdict; a failure's field paths start at `prefix`. */
+function validate<T>({ schema, fast }: FastChecked<T>, data: JsonObject, prefix: string): Parsed<T> {
+  const quick = fast(data);
+  if (quick !== undefined) return { ok: true, data: quick };
+  const result = schema.safeParse(data);
+  return result.success
+    ? { ok: true, data: result.data }
+    : bad(faultFromIssues(result.error.issues, data, prefix));
+}
+
+// ---------------------------------------------------------------------------
 // Per-kind parsers
 
 type DataOf<K extends RequestKind> = Extract<Request, { kind: K }>["data"];
@@ -526,16 +702,22 @@ function bad(fault: Fault): { ok: false; fault: Fault } {
   return { ok: false, fault };
 }
 
-/** A parser from a schema, then an optional cross-field check of the parsed value. */
+const NO_FAST_CHECK = () => undefined;
+
+/**
+ * A parser from a schema (after its fast check, for a hot kind), then an optional
+ * cross-field check of the parsed value.
+ */
 function viaSchema<T>(
-  schema: z.ZodType<T>,
+  source: z.ZodType<T> | FastChecked<T>,
   check?: (value: T, context: ParseContext) => Fault | undefined,
 ): Parser<T> {
+  const checked: FastChecked<T> = "fast" in source ? source : { schema: source, fast: NO_FAST_CHECK };
   return (data, context) => {
-    const result = schema.safeParse(data);
-    if (!result.success) return bad(faultFromIssues(result.error.issues, data, "data"));
+    const result = validate(checked, data, "data");
+    if (!result.ok) return result;
     const found = check?.(result.data, context);
-    return found === undefined ? { ok: true, data: result.data } : bad(found);
+    return found === undefined ? result : bad(found);
   };
 }
 
@@ -561,8 +743,8 @@ function parseTaskCreate(data: JsonObject): Parsed<DataOf<"task.create">> {
 }
 
 function parseTaskSuspend(data: JsonObject): Parsed<DataOf<"task.suspend">> {
-  const result = SCHEMAS.taskSuspend.safeParse(data);
-  if (!result.success) return bad(faultFromIssues(result.error.issues, data, "data"));
+  const result = validate(FAST_CHECKED.taskSuspend, data, "data");
+  if (!result.ok) return result;
   const { id, version } = result.data;
   const seen = new Map<string, number>();
   const actions: DataOf<"task.suspend">["actions"] = [];
@@ -598,8 +780,8 @@ function parseTaskSuspend(data: JsonObject): Parsed<DataOf<"task.suspend">> {
 }
 
 function parseTaskFulfill(data: JsonObject): Parsed<DataOf<"task.fulfill">> {
-  const result = SCHEMAS.taskFulfill.safeParse(data);
-  if (!result.success) return bad(faultFromIssues(result.error.issues, data, "data"));
+  const result = validate(FAST_CHECKED.taskFulfill, data, "data");
+  if (!result.ok) return result;
   const { id, version, action } = result.data;
   if (action.data.id !== id) {
     return bad(
@@ -613,12 +795,10 @@ function parseTaskFulfill(data: JsonObject): Parsed<DataOf<"task.fulfill">> {
   return { ok: true, data: { id, version, action: { kind: action.kind, data: action.data } } };
 }
 
-const FENCE_ACTION_KEYS = new Set(["kind", "head", "data"]);
-
 /** V4: the outer guards of Pledge's decisions fail the request; the rest is the inner handler's 400. */
 function parseTaskFence(data: JsonObject): Parsed<DataOf<"task.fence">> {
-  const result = SCHEMAS.taskFence.safeParse(data);
-  if (!result.success) return bad(faultFromIssues(result.error.issues, data, "data"));
+  const result = validate(FAST_CHECKED.taskFence, data, "data");
+  if (!result.ok) return result;
   const { id, version, action } = result.data;
   if (action === undefined) return bad(fault("invalid_field", "data.action", "required"));
   if (!isObject(action)) {
@@ -638,7 +818,7 @@ function parseTaskFence(data: JsonObject): Parsed<DataOf<"task.fence">> {
   }
   if (!isObject(inner)) return bad(fault("invalid_field", "data.action.data", "expected an object"));
   for (const key in action) {
-    if (!FENCE_ACTION_KEYS.has(key)) {
+    if (!ENVELOPE_KEYS.has(key)) {
       return bad(fault("unknown_field", fieldPath("data.action", [key]), "unknown field"));
     }
   }
@@ -655,38 +835,31 @@ function parseTaskFence(data: JsonObject): Parsed<DataOf<"task.fence">> {
 }
 
 function fenceAction(kind: "promise.create" | "promise.settle", inner: JsonObject): FenceAction {
+  const prefix = "data.action.data";
   if (kind === "promise.create") {
-    const parsed = SCHEMAS.promiseCreate.safeParse(inner);
-    if (parsed.success) return { kind, data: parsed.data satisfies PromiseCreateData };
-    return {
-      kind: "invalid",
-      innerKind: kind,
-      message: faultFromIssues(parsed.error.issues, inner, "data.action.data").message,
-    };
+    const parsed = validate(FAST_CHECKED.promiseCreate, inner, prefix);
+    if (parsed.ok) return { kind, data: parsed.data };
+    return { kind: "invalid", innerKind: kind, message: parsed.fault.message };
   }
-  const parsed = SCHEMAS.promiseSettle.safeParse(inner);
-  if (parsed.success) return { kind, data: parsed.data satisfies PromiseSettleData };
-  return {
-    kind: "invalid",
-    innerKind: kind,
-    message: faultFromIssues(parsed.error.issues, inner, "data.action.data").message,
-  };
+  const parsed = validate(FAST_CHECKED.promiseSettle, inner, prefix);
+  if (parsed.ok) return { kind, data: parsed.data };
+  return { kind: "invalid", innerKind: kind, message: parsed.fault.message };
 }
 
 type Parsers = { [K in RequestKind]: Parser<DataOf<K>> };
 
 const BY_KIND: Parsers = {
   "promise.get": viaSchema(SCHEMAS.idOnly),
-  "promise.create": viaSchema(SCHEMAS.promiseCreate),
-  "promise.settle": viaSchema(SCHEMAS.promiseSettle),
-  "promise.register_callback": viaSchema(SCHEMAS.registerCallback, ({ awaited, awaiter }) =>
+  "promise.create": viaSchema(FAST_CHECKED.promiseCreate),
+  "promise.settle": viaSchema(FAST_CHECKED.promiseSettle),
+  "promise.register_callback": viaSchema(FAST_CHECKED.registerCallback, ({ awaited, awaiter }) =>
     awaited === awaiter ? fault("invalid_field", "data.awaiter", "must differ from data.awaited") : undefined,
   ),
   "promise.register_listener": viaSchema(SCHEMAS.registerListener),
   "promise.search": viaSchema(SCHEMAS.promiseSearch),
   "task.get": viaSchema(SCHEMAS.idOnly),
   "task.create": parseTaskCreate,
-  "task.acquire": viaSchema(SCHEMAS.taskAcquire),
+  "task.acquire": viaSchema(FAST_CHECKED.taskAcquire),
   "task.fence": parseTaskFence,
   "task.heartbeat": viaSchema(SCHEMAS.taskHeartbeat),
   "task.suspend": parseTaskSuspend,
