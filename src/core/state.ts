@@ -138,7 +138,12 @@ export interface StateReader {
   searchSchedules(query: ScheduleQuery): StoredSchedule[];
   /** At most `limit` ids of each kind whose timers are due at `now`. */
   due(now: number, limit: number): DueWork;
-  /** The earliest armed timer of any kind, or undefined when none is armed. */
+  /**
+   * The earliest armed timer of any kind, or undefined when none is armed. It only
+   * arms the server's sweep: the PostgreSQL store may answer from a reading taken
+   * outside the transaction, overlaid with what the transaction wrote (replay.ts),
+   * which can be early or miss another replica's deadlines, never this one's.
+   */
   nextDueAt(): number | undefined;
   /** The queued message with this key, if any. */
   outboxEntry(key: string): OutboxEntry | undefined;
@@ -185,6 +190,16 @@ export interface Changes {
   /** Task records to remove (retention only). */
   deletedTasks: string[];
 }
+
+/*
+ * The instant a stored record next needs the sweep, if any: an armed promise's
+ * deadline, a task's retry or lease expiry, a schedule's next run. `nextDueAt`
+ * is the least of these over every record.
+ */
+export const promiseDueAt = (promise: StoredPromise): number | undefined =>
+  promise.armed ? promise.timeoutAt : undefined;
+export const taskDueAt = (task: StoredTask): number | undefined => task.retryAt ?? task.expiresAt;
+export const scheduleDueAt = (schedule: StoredSchedule): number | undefined => schedule.nextRunAt;
 
 export function emptyChanges(): Changes {
   return {

@@ -5,8 +5,15 @@
  * on the next turn of the event loop, and while it commits the next one fills.
  * No caller is answered before the batch that holds its write has committed.
  *
+ * A store whose transactions run concurrently (PostgreSQL: `concurrentTransactions`)
+ * gets that many batches in flight, each in its own transaction: a replica with k
+ * batches in flight is, to the database, k replicas with one each, which the store
+ * must serve correctly anyway (ADR 0003); it keeps the connection busy while the
+ * previous batch waits on its round trips and its commit.
+ *
  * Invariants:
- *  G1  At most one batch is in flight; batches commit in submission order.
+ *  G1  At most `concurrentTransactions` batches are in flight (1 unless the store
+ *      says otherwise); with one, batches commit in submission order.
  *  G2  Within a batch, each step reads the store with every earlier step's
  *      changes applied (same transaction), so the batch is equivalent to running
  *      its items one by one.
@@ -28,6 +35,8 @@ export interface BatchItem<T> {
    * fails fails every request in it.
    */
   alone?: boolean;
+  /** Promise ids the item will probably read, passed on to the store (`ReadHints`). */
+  hints?: readonly string[];
 }
 
 interface Queued {
@@ -50,19 +59,26 @@ const nextTurn: Defer = (callback) => setImmediate(callback);
 
 export class Processor {
   private queue: Queued[] = [];
-  private running = false;
+  private inFlight = 0;
   private scheduled = false;
+  private readonly mostInFlight: number;
   readonly stats = { batches: 0, items: 0, largestBatch: 0 };
 
   constructor(
     private readonly store: Store,
     private readonly listener: BatchListener,
     private readonly defer: Defer = nextTurn,
-  ) {}
+  ) {
+    this.mostInFlight = store.concurrentTransactions ?? 1;
+    assert(
+      Number.isSafeInteger(this.mostInFlight) && this.mostInFlight >= 1,
+      "G1 at least one batch in flight",
+    );
+  }
 
   /** Resolves once nothing is queued or running (for a clean close). */
   async idle(): Promise<void> {
-    while (this.running || this.scheduled || this.queue.length > 0) {
+    while (this.inFlight > 0 || this.scheduled || this.queue.length > 0) {
       await new Promise<void>((resolve) => this.defer(resolve));
     }
   }
@@ -75,7 +91,7 @@ export class Processor {
   }
 
   private schedule(): void {
-    if (this.running || this.scheduled) return;
+    if (this.inFlight >= this.mostInFlight || this.scheduled) return;
     this.scheduled = true;
     this.defer(() => {
       this.scheduled = false;
@@ -84,8 +100,8 @@ export class Processor {
   }
 
   private async runBatch(): Promise<void> {
-    if (this.running || this.queue.length === 0) return;
-    this.running = true;
+    if (this.inFlight >= this.mostInFlight || this.queue.length === 0) return;
+    this.inFlight += 1;
     // Everything queued, up to the first item that runs alone (which goes by itself).
     const first = this.queue[0] as Queued;
     const split = first.item.alone ? 1 : this.queue.findIndex((queued) => queued.item.alone === true);
@@ -93,17 +109,22 @@ export class Processor {
     this.queue = split < 0 ? [] : this.queue.slice(split);
     try {
       const startedMs = performance.now();
-      const { results, messages, nextDueAt } = await this.store.transaction((tx) => {
-        // A store may run this function again after a conflict: it must start afresh.
-        const results: unknown[] = [];
-        const messages: OutboxEntry[] = [];
-        for (const queued of batch) {
-          const outcome = queued.item.run(tx);
-          results.push(outcome.result);
-          messages.push(...outcome.messages);
-        }
-        return { results, messages, nextDueAt: tx.nextDueAt() };
-      });
+      const hinted = new Set<string>();
+      for (const queued of batch) for (const id of queued.item.hints ?? []) hinted.add(id);
+      const { results, messages, nextDueAt } = await this.store.transaction(
+        (tx) => {
+          // A store may run this function again after a conflict: it must start afresh.
+          const results: unknown[] = [];
+          const messages: OutboxEntry[] = [];
+          for (const queued of batch) {
+            const outcome = queued.item.run(tx);
+            results.push(outcome.result);
+            messages.push(...outcome.messages);
+          }
+          return { results, messages, nextDueAt: tx.nextDueAt() };
+        },
+        { ids: [...hinted] },
+      );
       const commitSeconds = (performance.now() - startedMs) / 1000;
       assert(results.length === batch.length, "G1 one result per batch item");
       this.stats.batches += 1;
@@ -115,7 +136,7 @@ export class Processor {
     } catch (error) {
       for (const queued of batch) queued.reject(error);
     } finally {
-      this.running = false;
+      this.inFlight -= 1;
       if (this.queue.length > 0) this.schedule();
     }
   }

@@ -20,6 +20,7 @@ import type {
   StoredTask,
   TaskQuery,
 } from "../core/state.js";
+import { promiseDueAt, scheduleDueAt, taskDueAt } from "../core/state.js";
 import { compareCodePoints } from "../lib/order.js";
 import { TAG, type Tags } from "../protocol/records.js";
 import type { StateCounts, Store, StoreStats, StoreTransaction } from "./store.js";
@@ -191,9 +192,9 @@ export class MemoryStore implements Store, StoreTransaction {
     const consider = (at: number | undefined) => {
       if (at !== undefined && (next === undefined || at < next)) next = at;
     };
-    for (const promise of this.promises.values()) if (promise.armed) consider(promise.timeoutAt);
-    for (const task of this.tasks.values()) consider(task.retryAt ?? task.expiresAt);
-    for (const schedule of this.schedules.values()) consider(schedule.nextRunAt);
+    for (const promise of this.promises.values()) consider(promiseDueAt(promise));
+    for (const task of this.tasks.values()) consider(taskDueAt(task));
+    for (const schedule of this.schedules.values()) consider(scheduleDueAt(schedule));
     return next;
   }
 

@@ -18,6 +18,15 @@ export interface StoreTransaction extends StateReader {
   apply(changes: Changes): void;
 }
 
+/**
+ * What a transaction's steps will probably read: the promise (and task) ids its
+ * requests name (core/read-hints.ts). A store that fetches before it runs `work`
+ * may fetch these ahead; others ignore it. Never a contract: `work` reads what it reads.
+ */
+export interface ReadHints {
+  ids: readonly string[];
+}
+
 export interface StoreStats {
   /** Transactions committed since the store was opened. */
   commits: number;
@@ -37,7 +46,13 @@ export interface Store {
   /** What this store is, for logs and `/ready`: `memory`, `sqlite:<path>`, … */
   readonly description: string;
   readonly stats: StoreStats;
-  transaction<T>(work: (tx: StoreTransaction) => T): Promise<T>;
+  /**
+   * How many transactions the server may run at once (default 1). Only a store
+   * whose driver is asynchronous and whose database serializes concurrent
+   * transactions itself (PostgreSQL, ADR 0003) gains anything from more.
+   */
+  readonly concurrentTransactions?: number;
+  transaction<T>(work: (tx: StoreTransaction) => T, hints?: ReadHints): Promise<T>;
   /** Resolves when the store answers; rejects with `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;
   /**

@@ -27,6 +27,7 @@ import os from "node:os";
 import path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { expect } from "vitest";
+import { namedIds } from "../../src/core/read-hints.js";
 import { type CollectResult, collect } from "../../src/core/retention.js";
 import {
   emptyChanges,
@@ -40,7 +41,7 @@ import type { Request } from "../../src/protocol/requests.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { openPostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import type { Store, StoreTransaction } from "../../src/store/store.js";
+import type { ReadHints, Store, StoreTransaction } from "../../src/store/store.js";
 import { Random } from "../../src/testing/random.js";
 import { dropSchema, freshSchema, POSTGRES_URL } from "./postgres.js";
 import { CORE_KINDS, type CoreKind, type Knowledge, Workload } from "./workload.js";
@@ -207,9 +208,13 @@ export async function runDifferential({
   let described = "";
 
   /** Runs `work` in every store; all must answer alike. Returns the reference's answer. */
-  const everywhere = async <T>(what: string, work: (tx: StoreTransaction) => T): Promise<T> => {
+  const everywhere = async <T>(
+    what: string,
+    work: (tx: StoreTransaction) => T,
+    hints?: ReadHints,
+  ): Promise<T> => {
     const answers: T[] = [];
-    for (const candidate of candidates) answers.push(await candidate.store.transaction(work));
+    for (const candidate of candidates) answers.push(await candidate.store.transaction(work, hints));
     const reference = answers[0] as T;
     for (const [position, answer] of answers.entries()) {
       if (position === 0 || isDeepStrictEqual(plain(answer), plain(reference))) continue;
@@ -291,7 +296,9 @@ export async function runDifferential({
       if (roll < 0.7) {
         const drawn = drawRequest();
         if (drawn !== undefined) {
-          const result = await everywhere("step result", (tx) => runStep(tx, drawn.request, drawn.now));
+          const result = await everywhere("step result", (tx) => runStep(tx, drawn.request, drawn.now), {
+            ids: namedIds(drawn.request),
+          });
           recordStep(drawn.kind, result);
         }
       } else if (roll < 0.82) {
@@ -343,10 +350,15 @@ export async function runDifferential({
       clock += random.int(0, 30);
     }
     described = `batch of ${items.length} at ${JSON.stringify(items.map((item) => ("sweep" in item ? item.sweep : item.now)))}: ${JSON.stringify(items)}`;
-    const results = await everywhere("batch results", (tx) =>
-      items.map((item) =>
-        "sweep" in item ? runSweep(tx, item.sweep, item.limit) : runStep(tx, item.request, item.now),
-      ),
+    // Hinted as the server hints its batches (core/read-hints.ts), so stores that fetch ahead do.
+    const hints = { ids: items.flatMap((item) => ("sweep" in item ? [] : namedIds(item.request))) };
+    const results = await everywhere(
+      "batch results",
+      (tx) =>
+        items.map((item) =>
+          "sweep" in item ? runSweep(tx, item.sweep, item.limit) : runStep(tx, item.request, item.now),
+        ),
+      hints,
     );
     results.forEach((result, position) => {
       const item = items[position];
@@ -378,7 +390,9 @@ export async function runDifferential({
       if (drawn !== undefined) {
         recordStep(
           drawn.kind,
-          await everywhere("step result", (tx) => runStep(tx, drawn.request, drawn.now)),
+          await everywhere("step result", (tx) => runStep(tx, drawn.request, drawn.now), {
+            ids: namedIds(drawn.request),
+          }),
         );
       }
     }

@@ -24,22 +24,9 @@
  *  P3  An error thrown by `work` itself rolls back and is rethrown unchanged.
  */
 import pg from "pg";
-import type {
-  DueWork,
-  OutboxEntry,
-  OutboxQuery,
-  PromiseQuery,
-  ScheduleQuery,
-  SettledQuery,
-  StoredPromise,
-  StoredSchedule,
-  StoredTask,
-  TaskQuery,
-} from "../../core/state.js";
 import { AssertionError, assert } from "../../lib/assert.js";
-import { TAG } from "../../protocol/records.js";
-import { type ScheduleRow, scheduleFromRow, type TaskRow, taskFromRow } from "../rows.js";
 import {
+  type ReadHints,
   type StateCounts,
   type Store,
   StoreSchemaError,
@@ -48,21 +35,10 @@ import {
   StoreUnavailableError,
 } from "../store.js";
 import { isConflict, isConnectionError, translateError } from "./errors.js";
+import { flush } from "./flush.js";
 import { MIGRATIONS, type Migration } from "./migrations.js";
-import { type PointMethod, type Read, ReadMiss, ReplayCache, ReplayPass } from "./replay.js";
-import {
-  assertLimit,
-  OUTBOX_COLUMNS,
-  type OutboxRow,
-  outboxFromRow,
-  PROMISE_COLUMNS,
-  type PromiseRow,
-  promiseFromRow,
-  SCHEDULE_COLUMNS,
-  TASK_COLUMNS,
-  Where,
-} from "./row-reads.js";
-import { decodeText, encodedTagsJson, encodeText } from "./text.js";
+import { fetchReads, NEXT_DUE_AT_SQL, type PrefetchedRow, prefetchSql, storePrefetched } from "./reads.js";
+import { ReadMiss, ReplayCache, ReplayPass } from "./replay.js";
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/database`. */
@@ -73,6 +49,13 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Whole-batch attempts on a serialization conflict before giving up (default 10). */
   conflictAttempts?: number;
+  /**
+   * Batches the server may have in flight at once, each its own transaction on its
+   * own connection (default 4; at most the pool's size less two, which the
+   * background loops and `/ready` need). One batch at a time leaves the replica
+   * waiting on round trips and commits; more is what several replicas do anyway.
+   */
+  concurrentTransactions?: number;
 }
 
 export interface PostgresStoreStats extends StoreStats {
@@ -91,6 +74,8 @@ const CONFLICT_BACKOFF_FIRST_MS = 2;
 const CONFLICT_BACKOFF_MOST_MS = 200;
 /** Arbitrary constant: the advisory lock that serialises migrations of one database. */
 const MIGRATION_LOCK = 0x706c6467; // "pldg"
+
+const DEFAULT_CONCURRENT_TRANSACTIONS = 4;
 
 const INT8_OID = 20;
 /** `bigint` columns hold milliseconds and versions, all safe integers: read them as numbers. */
@@ -128,7 +113,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       description,
       ...(options.schema !== undefined && { schema: options.schema }),
     });
-    return new PostgresStore(pool, description, schemaVersion.to, options.conflictAttempts ?? 10);
+    const poolSize = options.pool?.max ?? 10;
+    const concurrent = Math.max(
+      1,
+      Math.min(options.concurrentTransactions ?? DEFAULT_CONCURRENT_TRANSACTIONS, poolSize - 2),
+    );
+    return new PostgresStore(pool, description, schemaVersion.to, options.conflictAttempts ?? 10, concurrent);
   } catch (error) {
     await pool.end().catch(() => {});
     throw translateError(error, description);
@@ -156,6 +146,8 @@ export class PostgresStore implements Store {
   };
   private closed = false;
   private active = 0;
+  /** `nextDueAt` as read right after this store's latest commit (ReplayPass.nextDueAt). */
+  private committedNextDueAt: { at: number | undefined } | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -163,13 +155,14 @@ export class PostgresStore implements Store {
     /** The schema version after opening. */
     readonly schemaVersion: number,
     private readonly conflictAttempts: number,
+    readonly concurrentTransactions: number,
   ) {}
 
-  async transaction<T>(work: (tx: StoreTransaction) => T): Promise<T> {
+  async transaction<T>(work: (tx: StoreTransaction) => T, hints?: ReadHints): Promise<T> {
     if (this.closed) throw new Error(`${this.description} is closed`);
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await this.attempt(work);
+        return await this.attempt(work, hints?.ids ?? []);
       } catch (error) {
         if (error instanceof WorkFailure) throw error.error; // P3
         if (!isConflict(error)) throw translateError(error, this.description);
@@ -188,15 +181,34 @@ export class PostgresStore implements Store {
   }
 
   /** One attempt: a database transaction, with as many passes of `work` as misses need (P1). */
-  private async attempt<T>(work: (tx: StoreTransaction) => T): Promise<T> {
+  private async attempt<T>(work: (tx: StoreTransaction) => T, hinted: readonly string[]): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     this.active += 1;
     try {
-      await client.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+      const ids = [...new Set(hinted)];
+      const cache = new ReplayCache();
+      cache.committedNextDueAt = this.committedNextDueAt;
+      if (ids.length === 0) await client.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+      else {
+        // One round trip: BEGIN and what the batch names (reads.ts, `prefetchSql`).
+        const [, fetched] = (await client.query(
+          `BEGIN ISOLATION LEVEL SERIALIZABLE; ${prefetchSql(ids)}`,
+        )) as unknown as [pg.QueryResult, pg.QueryResult<PrefetchedRow>];
+        const row = fetched.rows[0];
+        assert(row !== undefined, "the prefetch answers one row");
+        storePrefetched(cache, ids, row);
+      }
       try {
-        const result = await this.run(client, work);
-        await client.query("COMMIT");
+        const result = await this.run(client, cache, work);
+        // One round trip: COMMIT, then the earliest deadline as committed, read outside
+        // any serializable transaction so that it takes no predicate lock; the next
+        // transactions start from it (ReplayPass.nextDueAt says why that is enough).
+        const [, nextDue] = (await client.query(`COMMIT; ${NEXT_DUE_AT_SQL}`)) as unknown as [
+          pg.QueryResult,
+          pg.QueryResult<{ at: number | null }>,
+        ];
+        this.committedNextDueAt = { at: nextDue.rows[0]?.at ?? undefined };
         this.stats.commits += 1;
         return result;
       } catch (error) {
@@ -216,8 +228,11 @@ export class PostgresStore implements Store {
     }
   }
 
-  private async run<T>(client: pg.PoolClient, work: (tx: StoreTransaction) => T): Promise<T> {
-    const cache = new ReplayCache();
+  private async run<T>(
+    client: pg.PoolClient,
+    cache: ReplayCache,
+    work: (tx: StoreTransaction) => T,
+  ): Promise<T> {
     for (;;) {
       const pass = new ReplayPass(cache);
       this.stats.passes += 1;
@@ -280,10 +295,6 @@ export class PostgresStore implements Store {
 /** Carries an error thrown by `work` past the driver-error handling, so it is rethrown unchanged (P3). */
 class WorkFailure {
   constructor(readonly error: unknown) {}
-}
-
-function encodeBranch(branch: string | undefined): string | null {
-  return branch === undefined ? null : encodeText(branch);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -361,497 +372,6 @@ export async function applyMigrations(
     throw error;
   } finally {
     client.release(broken);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Writes
-
-/**
- * Writes the pass's unflushed applies. Their net effect is written, in a few
- * statements rather than one per record: a reset truncates (what came before it
- * is gone anyway), then per table the last value each key was given wins, as
- * applying them one after another would leave it (tables have no foreign keys).
- */
-async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
-  const layers = pass.unflushed();
-  if (layers.length === 0) return;
-  let reset = false;
-  const promises = new Map<string, StoredPromise | null>();
-  const tasks = new Map<string, StoredTask | null>();
-  const schedules = new Map<string, StoredSchedule | null>();
-  const callbacks = new Map<string, string[]>();
-  const listeners = new Map<string, string[]>();
-  const outbox = new Map<string, OutboxEntry | null>();
-  for (const { changes } of layers) {
-    if (changes.reset) {
-      reset = true;
-      for (const map of [promises, tasks, schedules, callbacks, listeners, outbox]) map.clear();
-    }
-    // Same order as one change's apply: upserts, then the deletions of that change.
-    for (const promise of changes.promises) promises.set(promise.id, promise);
-    for (const task of changes.tasks) tasks.set(task.id, task);
-    for (const id of changes.deletedPromises) promises.set(id, null);
-    for (const id of changes.deletedTasks) tasks.set(id, null);
-    for (const schedule of changes.schedules) schedules.set(schedule.id, schedule);
-    for (const id of changes.deletedSchedules) schedules.set(id, null);
-    for (const [awaited, awaiters] of changes.callbacks) {
-      if (awaiters.length > 1)
-        assert(new Set(awaiters).size === awaiters.length, `callbacks of ${awaited} has duplicates`);
-      callbacks.set(awaited, awaiters);
-    }
-    for (const [awaited, addresses] of changes.listeners) {
-      if (addresses.length > 1)
-        assert(new Set(addresses).size === addresses.length, `listeners of ${awaited} has duplicates`);
-      listeners.set(awaited, addresses);
-    }
-    for (const key of changes.deletedOutbox) outbox.set(key, null);
-    for (const entry of changes.outbox) outbox.set(entry.key, entry);
-  }
-  const deleted = <V>(map: Map<string, V | null>) =>
-    [...map].filter(([, value]) => value === null).map(([key]) => key);
-  const written = <V>(map: Map<string, V | null>) =>
-    [...map.values()].filter((value): value is V => value !== null);
-
-  if (reset) await client.query("TRUNCATE promises, tasks, schedules, callbacks, listeners, outbox");
-
-  const goneP = deleted(promises);
-  if (goneP.length > 0) await client.query("DELETE FROM promises WHERE id = ANY($1::text[])", [goneP]);
-  const keptP = written(promises);
-  if (keptP.length > 0) {
-    await client.query(
-      "INSERT INTO promises (id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index) " +
-        "SELECT id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index::jsonb " +
-        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], " +
-        "$8::bigint[], $9::bigint[], $10::boolean[], $11::text[]) " +
-        "AS t(id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index) " +
-        "ON CONFLICT (id) DO UPDATE SET " +
-        "state = excluded.state, param = excluded.param, value = excluded.value, tags = excluded.tags, " +
-        "tags_index = excluded.tags_index, " +
-        "branch = excluded.branch, timeout_at = excluded.timeout_at, created_at = excluded.created_at, " +
-        "settled_at = excluded.settled_at, armed = excluded.armed",
-      [
-        keptP.map((promise) => promise.id),
-        keptP.map((promise) => promise.state),
-        keptP.map((promise) => JSON.stringify(promise.param)),
-        keptP.map((promise) => JSON.stringify(promise.value)),
-        keptP.map((promise) => JSON.stringify(promise.tags)),
-        keptP.map((promise) => encodeBranch(promise.tags[TAG.branch])),
-        keptP.map((promise) => promise.timeoutAt),
-        keptP.map((promise) => promise.createdAt),
-        keptP.map((promise) => promise.settledAt ?? null),
-        keptP.map((promise) => promise.armed),
-        keptP.map((promise) => encodedTagsJson(promise.tags)),
-      ],
-    );
-  }
-
-  const goneT = deleted(tasks);
-  if (goneT.length > 0) await client.query("DELETE FROM tasks WHERE id = ANY($1::text[])", [goneT]);
-  const keptT = written(tasks);
-  if (keptT.length > 0) {
-    await client.query(
-      "INSERT INTO tasks (id, state, version, resume_ids, pid, ttl, expires_at, retry_at, due_at) " +
-        "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], " +
-        "$7::bigint[], $8::bigint[], $9::bigint[]) ON CONFLICT (id) DO UPDATE SET " +
-        "state = excluded.state, version = excluded.version, resume_ids = excluded.resume_ids, " +
-        "pid = excluded.pid, ttl = excluded.ttl, expires_at = excluded.expires_at, " +
-        "retry_at = excluded.retry_at, due_at = excluded.due_at",
-      [
-        keptT.map((task) => task.id),
-        keptT.map((task) => task.state),
-        keptT.map((task) => task.version),
-        keptT.map((task) => JSON.stringify(task.resumeIds)),
-        keptT.map((task) => task.pid ?? null),
-        keptT.map((task) => task.ttl ?? null),
-        keptT.map((task) => task.expiresAt ?? null),
-        keptT.map((task) => task.retryAt ?? null),
-        keptT.map((task) => task.retryAt ?? task.expiresAt ?? null),
-      ],
-    );
-  }
-
-  const goneS = deleted(schedules);
-  if (goneS.length > 0) await client.query("DELETE FROM schedules WHERE id = ANY($1::text[])", [goneS]);
-  for (const schedule of written(schedules)) {
-    await client.query(
-      "INSERT INTO schedules (id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, " +
-        "next_run_at, last_run_at, promise_tags_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) " +
-        "ON CONFLICT (id) DO UPDATE SET promise_tags_index = excluded.promise_tags_index, " +
-        "cron = excluded.cron, promise_id = excluded.promise_id, promise_timeout = excluded.promise_timeout, " +
-        "promise_param = excluded.promise_param, promise_tags = excluded.promise_tags, " +
-        "created_at = excluded.created_at, next_run_at = excluded.next_run_at, last_run_at = excluded.last_run_at",
-      [
-        schedule.id,
-        schedule.cron,
-        schedule.promiseId,
-        schedule.promiseTimeout,
-        JSON.stringify(schedule.promiseParam),
-        JSON.stringify(schedule.promiseTags),
-        schedule.createdAt,
-        schedule.nextRunAt,
-        schedule.lastRunAt ?? null,
-        encodedTagsJson(schedule.promiseTags),
-      ],
-    );
-  }
-
-  for (const [table, column, sets, encode] of [
-    ["callbacks", "awaiter", callbacks, (id: string) => id],
-    ["listeners", "address", listeners, encodeText],
-  ] as const) {
-    // Every set written is replaced whole: one delete of them all, one insert of the non-empty ones.
-    if (sets.size === 0) continue;
-    await client.query(`DELETE FROM ${table} WHERE awaited = ANY($1::text[])`, [[...sets.keys()]]);
-    const awaited: string[] = [];
-    const members: string[] = [];
-    for (const [key, set] of sets) {
-      for (const member of set) {
-        awaited.push(key);
-        members.push(encode(member));
-      }
-    }
-    if (awaited.length > 0)
-      await client.query(
-        `INSERT INTO ${table} (awaited, ${column}) SELECT * FROM unnest($1::text[], $2::text[])`,
-        [awaited, members],
-      );
-  }
-
-  const goneO = deleted(outbox);
-  if (goneO.length > 0)
-    await client.query("DELETE FROM outbox WHERE key = ANY($1::text[])", [goneO.map(encodeText)]);
-  const keptO = written(outbox);
-  if (keptO.length > 0)
-    await client.query(
-      "INSERT INTO outbox (key, address, message, created_at) " +
-        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) ON CONFLICT (key) DO UPDATE SET " +
-        "address = excluded.address, message = excluded.message, created_at = excluded.created_at",
-      [
-        keptO.map((entry) => encodeText(entry.key)),
-        keptO.map((entry) => encodeText(entry.address)),
-        keptO.map((entry) => JSON.stringify(entry.message)),
-        keptO.map((entry) => entry.createdAt),
-      ],
-    );
-}
-
-// ---------------------------------------------------------------------------
-// Reads
-
-/**
- * Fetches the reads a pass missed, as of the database transaction's current state,
- * in order: point reads of one kind in one query, each other read on its own.
- */
-async function fetchReads(client: pg.PoolClient, reads: readonly Read[]): Promise<unknown[]> {
-  const values: unknown[] = new Array(reads.length);
-  const byMethod = new Map<PointMethod, { index: number; key: string }[]>();
-  const branches: { index: number; branch: string }[] = [];
-  for (const [index, read] of reads.entries()) {
-    if ("key" in read) {
-      const group = byMethod.get(read.method) ?? [];
-      group.push({ index, key: read.key });
-      byMethod.set(read.method, group);
-    } else if (read.method === "promisesInBranch" && reads.length > 1)
-      branches.push({ index, branch: read.args[0] as string });
-    else values[index] = await fetchRead(client, read);
-  }
-  if (branches.length > 0) {
-    // Several branches in one query; each answer in id order, as `fetchRead` gives it.
-    const encoded = new Map(branches.map((entry) => [encodeText(entry.branch), entry.branch]));
-    const mates = new Map<string, StoredPromise[]>();
-    for (const row of await client
-      .query<PromiseRow & { branch: string }>(
-        `SELECT branch, ${PROMISE_COLUMNS} FROM promises WHERE branch = ANY($1::text[]) ORDER BY branch, id`,
-        [[...encoded.keys()]],
-      )
-      .then((result) => result.rows)) {
-      const branch = encoded.get(row.branch);
-      assert(branch !== undefined, `a promise of branch ${row.branch} was not asked for`);
-      const list = mates.get(branch) ?? [];
-      list.push(promiseFromRow(row));
-      mates.set(branch, list);
-    }
-    for (const entry of branches) values[entry.index] = mates.get(entry.branch) ?? [];
-  }
-  for (const [method, group] of byMethod) {
-    if (group.length === 1) {
-      const [only] = group as [{ index: number; key: string }];
-      values[only.index] = await fetchRead(client, { method, key: only.key });
-      continue;
-    }
-    const found = await fetchPoints(
-      client,
-      method,
-      group.map((entry) => entry.key),
-    );
-    for (const entry of group) values[entry.index] = found(entry.key);
-  }
-  return values;
-}
-
-/** Point reads of one kind for several keys in one query; the lookup answers as `fetchRead` would. */
-async function fetchPoints(
-  client: pg.PoolClient,
-  method: PointMethod,
-  keys: string[],
-): Promise<(key: string) => unknown> {
-  const rows = async <Row extends pg.QueryResultRow>(sql: string, parameters: unknown[]) =>
-    (await client.query<Row>(sql, parameters)).rows;
-  const single = <V>(entries: [string, V][]) => {
-    const map = new Map(entries);
-    return (key: string) => map.get(key);
-  };
-  const sets = (entries: { awaited: string; member: string }[]) => {
-    const map = new Map<string, string[]>();
-    for (const { awaited, member } of entries) {
-      const members = map.get(awaited) ?? [];
-      members.push(member);
-      map.set(awaited, members);
-    }
-    return (key: string) => map.get(key) ?? [];
-  };
-  switch (method) {
-    case "promise":
-      return single(
-        (
-          await rows<PromiseRow>(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[])`, [keys])
-        ).map((row) => [row.id, promiseFromRow(row)]),
-      );
-    case "task":
-      return single(
-        (await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])`, [keys])).map(
-          (row) => [row.id, taskFromRow(row)],
-        ),
-      );
-    case "schedule":
-      return single(
-        (
-          await rows<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = ANY($1::text[])`, [
-            keys,
-          ])
-        ).map((row) => [row.id, scheduleFromRow(row)]),
-      );
-    case "callbacks":
-      // Same order as `fetchRead`: by awaiter within each awaited id.
-      return sets(
-        (
-          await rows<{ awaited: string; awaiter: string }>(
-            "SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY($1::text[]) ORDER BY awaited, awaiter",
-            [keys],
-          )
-        ).map((row) => ({ awaited: row.awaited, member: row.awaiter })),
-      );
-    case "listeners":
-      return sets(
-        (
-          await rows<{ awaited: string; address: string }>(
-            "SELECT awaited, address FROM listeners WHERE awaited = ANY($1::text[]) ORDER BY awaited, address",
-            [keys],
-          )
-        ).map((row) => ({ awaited: row.awaited, member: decodeText(row.address) })),
-      );
-    case "outboxEntry": {
-      const found = new Map(
-        (
-          await rows<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = ANY($1::text[])`, [
-            keys.map(encodeText),
-          ])
-        ).map((row) => {
-          const entry = outboxFromRow(row);
-          return [entry.key, entry] as const;
-        }),
-      );
-      return (key: string) => found.get(key);
-    }
-  }
-}
-
-/** Fetches one read the replay cache missed, as of the database transaction's current state. */
-async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
-  const rows = async <Row extends pg.QueryResultRow>(sql: string, parameters: unknown[]) =>
-    (await client.query<Row>(sql, parameters)).rows;
-  if ("key" in read) {
-    switch (read.method) {
-      case "promise": {
-        const [row] = await rows<PromiseRow>(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = $1`, [
-          read.key,
-        ]);
-        return row && promiseFromRow(row);
-      }
-      case "task": {
-        const [row] = await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1`, [read.key]);
-        return row && taskFromRow(row);
-      }
-      case "schedule": {
-        const [row] = await rows<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = $1`, [
-          read.key,
-        ]);
-        return row && scheduleFromRow(row);
-      }
-      case "callbacks":
-        return (
-          await rows<{ awaiter: string }>(
-            "SELECT awaiter FROM callbacks WHERE awaited = $1 ORDER BY awaiter",
-            [read.key],
-          )
-        ).map((row) => row.awaiter);
-      case "listeners":
-        return (
-          await rows<{ address: string }>(
-            "SELECT address FROM listeners WHERE awaited = $1 ORDER BY address",
-            [read.key],
-          )
-        ).map((row) => decodeText(row.address));
-      case "outboxEntry": {
-        const [row] = await rows<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = $1`, [
-          encodeText(read.key),
-        ]);
-        return row && outboxFromRow(row);
-      }
-    }
-  }
-  switch (read.method) {
-    case "promisesInBranch":
-      return (
-        await rows<PromiseRow>(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = $1 ORDER BY id`, [
-          encodeText(read.args[0] as string),
-        ])
-      ).map(promiseFromRow);
-    case "searchPromises": {
-      const query = read.args[0] as PromiseQuery;
-      const where = new Where();
-      if (query.idPrefix !== undefined) where.add((p) => `starts_with(id, ${p})`, query.idPrefix);
-      if (query.states !== undefined) where.add((p) => `state = ANY(${p}::text[])`, query.states);
-      if (query.tags !== undefined)
-        where.add((p) => `tags_index @> ${p}::jsonb`, encodedTagsJson(query.tags));
-      if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
-      const limit = where.limit(query.limit);
-      return (
-        await rows<PromiseRow>(
-          `SELECT ${PROMISE_COLUMNS} FROM promises ${where} ORDER BY id LIMIT ${limit}`,
-          where.parameters,
-        )
-      ).map(promiseFromRow);
-    }
-    case "searchTasks": {
-      const query = read.args[0] as TaskQuery;
-      const where = new Where();
-      if (query.states !== undefined) where.add((p) => `state = ANY(${p}::text[])`, query.states);
-      if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
-      const limit = where.limit(query.limit);
-      return (
-        await rows<TaskRow>(
-          `SELECT ${TASK_COLUMNS} FROM tasks ${where} ORDER BY id LIMIT ${limit}`,
-          where.parameters,
-        )
-      ).map(taskFromRow);
-    }
-    case "searchSchedules": {
-      const query = read.args[0] as ScheduleQuery;
-      const where = new Where();
-      if (query.tags !== undefined)
-        where.add((p) => `promise_tags_index @> ${p}::jsonb`, encodedTagsJson(query.tags));
-      if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
-      const limit = where.limit(query.limit);
-      return (
-        await rows<ScheduleRow>(
-          `SELECT ${SCHEDULE_COLUMNS} FROM schedules ${where} ORDER BY id LIMIT ${limit}`,
-          where.parameters,
-        )
-      ).map(scheduleFromRow);
-    }
-    case "due": {
-      const [now, limit] = read.args as [number, number];
-      assertLimit(limit);
-      const ids = async (sql: string) => (await rows<{ id: string }>(sql, [now, limit])).map((row) => row.id);
-      const due: DueWork = {
-        promiseIds: await ids(
-          "SELECT id FROM promises WHERE armed AND timeout_at <= $1 ORDER BY timeout_at, id LIMIT $2",
-        ),
-        taskIds: await ids("SELECT id FROM tasks WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2"),
-        scheduleIds: await ids(
-          "SELECT id FROM schedules WHERE next_run_at <= $1 ORDER BY next_run_at, id LIMIT $2",
-        ),
-      };
-      return due;
-    }
-    case "nextDueAt": {
-      const [row] = await rows<{ at: number | null }>(
-        "SELECT min(at) AS at FROM (" +
-          "SELECT min(timeout_at) AS at FROM promises WHERE armed " +
-          "UNION ALL SELECT min(due_at) FROM tasks WHERE due_at IS NOT NULL " +
-          "UNION ALL SELECT min(next_run_at) FROM schedules) AS deadlines",
-        [],
-      );
-      return row?.at ?? undefined;
-    }
-    case "outbox": {
-      const query = read.args[0] as OutboxQuery;
-      const where = new Where();
-      if (query.addressPrefixes !== undefined)
-        where.add(
-          (p) => `EXISTS (SELECT 1 FROM unnest(${p}::text[]) AS prefix WHERE starts_with(address, prefix))`,
-          query.addressPrefixes.map(encodeText),
-        );
-      if (query.after !== undefined) where.add((p) => `key > ${p}`, encodeText(query.after));
-      const limit = where.limit(query.limit);
-      return (
-        await rows<OutboxRow>(
-          `SELECT ${OUTBOX_COLUMNS} FROM outbox ${where} ORDER BY key LIMIT ${limit}`,
-          where.parameters,
-        )
-      ).map(outboxFromRow);
-    }
-    case "allCallbacks":
-      return rows<{ awaited: string; awaiter: string }>(
-        "SELECT awaited, awaiter FROM callbacks ORDER BY awaited, awaiter",
-        [],
-      );
-    case "settledPromises": {
-      const query = read.args[0] as SettledQuery;
-      const where = new Where();
-      where.add((p) => `settled_at IS NOT NULL AND settled_at < ${p}`, query.before);
-      if (query.after !== undefined) {
-        const { settledAt, id } = query.after;
-        where.add((p) => `settled_at >= ${p}`, settledAt);
-        // The parameter just added is the settledAt bound; the row comparison reuses it.
-        const settledAtParameter = `$${where.parameters.length}`;
-        where.add((p) => `(settled_at, id) > (${settledAtParameter}::bigint, ${p})`, id);
-      }
-      const limit = where.limit(query.limit);
-      return (
-        await rows<PromiseRow>(
-          `SELECT ${PROMISE_COLUMNS} FROM promises ${where} ORDER BY settled_at, id LIMIT ${limit}`,
-          where.parameters,
-        )
-      ).map(promiseFromRow);
-    }
-    case "promisesById":
-      return (
-        await rows<PromiseRow>(
-          `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) ORDER BY id`,
-          [read.args[0] as string[]],
-        )
-      ).map(promiseFromRow);
-    case "tasksById":
-      return (
-        await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) ORDER BY id`, [
-          read.args[0] as string[],
-        ])
-      ).map(taskFromRow);
-    case "callbacksByAwaiter":
-      return rows<{ awaited: string; awaiter: string }>(
-        "SELECT awaited, awaiter FROM callbacks WHERE awaiter = ANY($1::text[]) ORDER BY awaited, awaiter",
-        [read.args[0] as string[]],
-      );
-    case "allListeners":
-      return (
-        await rows<{ awaited: string; address: string }>(
-          "SELECT awaited, address FROM listeners ORDER BY awaited, address",
-          [],
-        )
-      ).map((row) => ({ awaited: row.awaited, address: decodeText(row.address) }));
   }
 }
 

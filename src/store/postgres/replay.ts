@@ -58,7 +58,7 @@ import type {
   StoredTask,
   TaskQuery,
 } from "../../core/state.js";
-import { isEmptyChanges } from "../../core/state.js";
+import { isEmptyChanges, promiseDueAt, scheduleDueAt, taskDueAt } from "../../core/state.js";
 import { assert } from "../../lib/assert.js";
 import { compareCodePoints } from "../../lib/order.js";
 import { TAG } from "../../protocol/records.js";
@@ -116,10 +116,10 @@ function layerOf(changes: Changes, speculative = false): Layer {
     writes.set(pointKey("listeners", awaited), [...addresses].sort(compareCodePoints));
   for (const key of changes.deletedOutbox) writes.set(pointKey("outboxEntry", key), undefined);
   for (const entry of changes.outbox) writes.set(pointKey("outboxEntry", entry.key), entry);
-  const copy = structuredClone(changes);
+  // No copy: the core never mutates what it hands over (core/working.ts), nor what it reads.
   return {
-    changes: copy,
-    json: speculative ? "" : changesJson(copy),
+    changes,
+    json: speculative ? "" : changesJson(changes),
     reset: changes.reset,
     empty: isEmptyChanges(changes),
     writes,
@@ -142,6 +142,11 @@ export class ReplayCache {
   private readonly queries = new Map<string, unknown>();
   /** Passes run (for tests and stats). */
   passes = 0;
+  /**
+   * `nextDueAt` as the store read it right after its latest commit, outside any
+   * transaction (`ReplayPass.nextDueAt` says why); absent when it has none yet.
+   */
+  committedNextDueAt: { at: number | undefined } | undefined;
 
   get flushedCount(): number {
     return this.flushed.length;
@@ -160,8 +165,8 @@ export class ReplayCache {
 
   /**
    * Stores the answer to `read`, fetched with every apply so far flushed (R1, R4).
-   * The cache keeps `value` itself: the caller hands over a value nothing else holds,
-   * and every answer is cloned on the way out.
+   * The cache keeps `value` itself and hands it out uncopied: the caller hands over
+   * a value nothing else holds, and the core never mutates what it reads.
    */
   store(read: Read, value: unknown): void {
     const layer = this.flushed.length;
@@ -243,6 +248,18 @@ export class ReplayPass implements StoreTransaction {
   private halted = false;
   private readonly missedKeys = new Set<string>();
   private open = true;
+  /**
+   * The pass's applies so far, indexed, so that a read at the newest layer (the
+   * only layer a pass reads at) costs a map lookup rather than a walk down the
+   * layers: the latest value each point key was given since the last reset, the
+   * last reset's layer (0: none), and the latest promise, task and schedule
+   * records written since it (`undefined`: deleted).
+   */
+  private readonly latest = new Map<string, unknown>();
+  private resetLayer = 0;
+  private readonly writtenPromises = new Map<string, StoredPromise | undefined>();
+  private readonly writtenTasks = new Map<string, StoredTask | undefined>();
+  private readonly writtenSchedules = new Map<string, StoredSchedule | undefined>();
 
   constructor(private readonly cache: ReplayCache) {
     cache.passes += 1;
@@ -319,27 +336,44 @@ export class ReplayPass implements StoreTransaction {
         flushed.json === json,
         `R2 replayed apply ${position + 1} differs from the one flushed: ${json} vs ${flushed.json}`,
       );
-      this.layers.push(flushed);
+      this.push(flushed);
       return;
     }
-    this.layers.push(layerOf(changes, this.speculating));
+    this.push(layerOf(changes, this.speculating));
+  }
+
+  private push(layer: Layer): void {
+    this.layers.push(layer);
+    if (layer.reset) {
+      this.latest.clear();
+      this.writtenPromises.clear();
+      this.writtenTasks.clear();
+      this.writtenSchedules.clear();
+      this.resetLayer = this.layers.length;
+    }
+    for (const [name, value] of layer.writes) this.latest.set(name, value);
+    // Same order as apply: upserts, then the deletions of the same change.
+    const { changes } = layer;
+    for (const promise of changes.promises) this.writtenPromises.set(promise.id, promise);
+    for (const task of changes.tasks) this.writtenTasks.set(task.id, task);
+    for (const id of changes.deletedPromises) this.writtenPromises.set(id, undefined);
+    for (const id of changes.deletedTasks) this.writtenTasks.set(id, undefined);
+    for (const schedule of changes.schedules) this.writtenSchedules.set(schedule.id, schedule);
+    for (const id of changes.deletedSchedules) this.writtenSchedules.set(id, undefined);
   }
 
   private point<T>(method: PointMethod, key: string): T {
     this.checkOpen();
     const j = this.layers.length;
     const name = pointKey(method, key);
-    // The latest apply at or before layer j that wrote the key.
-    for (let m = j; m >= 1; m -= 1) {
-      const layer = this.layerAt(m);
-      assert(layer !== undefined, `layer ${m} exists`);
-      if (layer.writes.has(name)) return structuredClone(layer.writes.get(name)) as T;
-      if (layer.reset) return resetValue(method) as T;
-    }
+    // The latest apply at or before layer j that wrote the key, or the reset before it.
+    if (this.latest.has(name)) return this.latest.get(name) as T;
+    if (this.resetLayer > 0) return resetValue(method) as T;
     // Untouched by applies 1…j: any observation not separated from j by a write.
+    // Answers are shared, not copied: the core never mutates what it reads.
     for (const observation of this.cache.observations(method, key)) {
       if (observation.layer <= j || this.untouched(name, j + 1, observation.layer))
-        return structuredClone(observation.value) as T;
+        return observation.value as T;
     }
     return this.missed<T>({ method, key }, { name, guess: resetValue(method) });
   }
@@ -357,7 +391,7 @@ export class ReplayPass implements StoreTransaction {
     this.checkOpen();
     const layer = this.cache.canonical(this.layers.length, this.layers);
     const answer = this.cache.query(layer, method, args);
-    if (answer.hit) return structuredClone(answer.value) as T;
+    if (answer.hit) return answer.value as T;
     return this.missed<T>({ method, args });
   }
 
@@ -414,17 +448,26 @@ export class ReplayPass implements StoreTransaction {
         { name: branchKey(branch), guess: [] },
       );
     const mates = new Map(base.map((promise) => [promise.id, promise]));
-    for (let m = from + 1; m <= j; m += 1) {
-      const layer = this.layerAt(m);
-      assert(layer !== undefined, `layer ${m} exists`);
-      // Same order as apply: upserts, then the deletions of the same change.
-      for (const promise of layer.changes.promises) {
-        if (promise.tags[TAG.branch] === branch) mates.set(promise.id, promise);
-        else mates.delete(promise.id);
+    const overlay = (promise: StoredPromise) => {
+      if (promise.tags[TAG.branch] === branch) mates.set(promise.id, promise);
+      else mates.delete(promise.id);
+    };
+    if (from === this.resetLayer) {
+      // The base is the last reset or was fetched before any apply: every write since counts.
+      for (const [id, promise] of this.writtenPromises) {
+        if (promise === undefined) mates.delete(id);
+        else overlay(promise);
       }
-      for (const id of layer.changes.deletedPromises) mates.delete(id);
+    } else {
+      for (let m = from + 1; m <= j; m += 1) {
+        const layer = this.layerAt(m);
+        assert(layer !== undefined, `layer ${m} exists`);
+        // Same order as apply: upserts, then the deletions of the same change.
+        for (const promise of layer.changes.promises) overlay(promise);
+        for (const id of layer.changes.deletedPromises) mates.delete(id);
+      }
     }
-    return structuredClone([...mates.values()].sort((a, b) => compareCodePoints(a.id, b.id)));
+    return [...mates.values()].sort((a, b) => compareCodePoints(a.id, b.id));
   }
 
   searchPromises(query: PromiseQuery): StoredPromise[] {
@@ -443,8 +486,34 @@ export class ReplayPass implements StoreTransaction {
     return this.query("due", [now, limit]);
   }
 
+  /**
+   * The sweep's next instant. Fetched at this layer, it is exact. Otherwise, once
+   * the store has read it after a commit, the answer is the least of that reading
+   * and the due instants of the records this transaction wrote (only those written
+   * since the last reset, if any). It only arms the server's sweep, and for that it
+   * is enough: every deadline this transaction writes is in it; deadlines written
+   * by other transactions of this server were in their own answers; other
+   * replicas arm their own sweeps, and the repair loop sweeps every second anyway.
+   * It may be early (a write removed or postponed a deadline, or the reading is
+   * stale), which costs one sweep that finds nothing. So no batch has to flush its
+   * writes and read a range at its last layer, and batches do not conflict over
+   * who reads the earliest deadline: it is read outside every serializable
+   * transaction.
+   */
   nextDueAt(): number | undefined {
-    return this.query("nextDueAt", []);
+    const layer = this.cache.canonical(this.layers.length, this.layers);
+    const exact = this.cache.query(layer, "nextDueAt", []);
+    const committed = this.cache.committedNextDueAt;
+    if (exact.hit || committed === undefined) return this.query("nextDueAt", []);
+    this.checkOpen();
+    let earliest = this.resetLayer > 0 ? undefined : committed.at;
+    const consider = (at: number | undefined) => {
+      if (at !== undefined && (earliest === undefined || at < earliest)) earliest = at;
+    };
+    for (const promise of this.writtenPromises.values()) if (promise) consider(promiseDueAt(promise));
+    for (const task of this.writtenTasks.values()) if (task) consider(taskDueAt(task));
+    for (const schedule of this.writtenSchedules.values()) if (schedule) consider(scheduleDueAt(schedule));
+    return earliest;
   }
 
   outbox(query: OutboxQuery): OutboxEntry[] {
