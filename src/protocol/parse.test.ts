@@ -1108,6 +1108,14 @@ describe("fast checks (V6)", () => {
     ],
     registerCallback: [callback],
     taskAcquire: [{ id: "t", version: 1, pid: "w", ttl: 1000 }],
+    taskCreate: [
+      {
+        pid: "w",
+        ttl: 1000,
+        action: { kind: "promise.create", head: {}, data: { id: "p", timeoutAt: 1, tags } },
+      },
+      { action: { data: { timeoutAt: 1, id: "p" }, kind: "promise.create" }, ttl: 0, pid: "w" },
+    ],
     taskFence: [
       { id: "t", version: 1, action: { kind: "promise.create", head: {}, data: { id: "p", timeoutAt: 1 } } },
       { version: 1, id: "t" },
