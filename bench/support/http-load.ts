@@ -1,7 +1,8 @@
 /**
  * Closed-loop HTTP load: `concurrency` clients, each running one workload cycle
- * after another over keep-alive connections (node:http with a keep-alive Agent,
- * one socket per client, Nagle off as undici does). A run warms up, then records for a fixed duration:
+ * after another against one of `urls` (client i on urls[i mod n], so replicas
+ * share the clients round-robin) over keep-alive connections (node:http with
+ * a keep-alive Agent, one socket per client, Nagle off as undici does). A run warms up, then records for a fixed duration:
  * cycles and requests completed inside the window, each request's latency by
  * kind, and the server's commit and request counters read at the window's edges.
  *
@@ -136,7 +137,8 @@ export interface RunFigures {
 }
 
 export interface LoadOptions {
-  url: string;
+  /** One per server; several when replicas share a store. */
+  urls: string[];
   concurrency: number;
   warmupMs: number;
   durationMs: number;
@@ -148,7 +150,7 @@ export interface LoadOptions {
 
 export async function runLoad(options: LoadOptions): Promise<RunFigures> {
   const { workload } = options;
-  const target = new URL(options.url);
+  const targets = options.urls.map((url) => new URL(url));
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
   const samples = new Map(workload.kinds.map((kind) => [kind, new LatencySamples()]));
   let recording = false;
@@ -157,22 +159,25 @@ export async function runLoad(options: LoadOptions): Promise<RunFigures> {
   let requests = 0;
   let corr = 0;
 
-  const call: Call = async (kind, data) => {
-    corr += 1;
-    const body = JSON.stringify({ kind, head: { corrId: String(corr), version: PROTOCOL_VERSION }, data });
-    const started = performance.now();
-    const text = await post(agent, target, body);
-    const elapsedMs = performance.now() - started;
-    const envelope = JSON.parse(text) as { head?: { status?: number }; data?: Json };
-    if (envelope.head?.status !== 200) throw new Error(`${kind} answered ${text.slice(0, 500)}`);
-    if (recording) {
-      samples.get(kind)?.add(elapsedMs);
-      requests += 1;
-    }
-    return envelope.data ?? {};
-  };
+  const callOn =
+    (target: URL): Call =>
+    async (kind, data) => {
+      corr += 1;
+      const body = JSON.stringify({ kind, head: { corrId: String(corr), version: PROTOCOL_VERSION }, data });
+      const started = performance.now();
+      const text = await post(agent, target, body);
+      const elapsedMs = performance.now() - started;
+      const envelope = JSON.parse(text) as { head?: { status?: number }; data?: Json };
+      if (envelope.head?.status !== 200) throw new Error(`${kind} answered ${text.slice(0, 500)}`);
+      if (recording) {
+        samples.get(kind)?.add(elapsedMs);
+        requests += 1;
+      }
+      return envelope.data ?? {};
+    };
 
   const client = async (index: number) => {
+    const call = callOn(targets[index % targets.length] as URL);
     for (let n = 0; !stopping; n += 1) {
       await workload.cycle(call, `${options.idPrefix}-${index}-${n}`);
       if (recording) cycles += 1;

@@ -1,9 +1,11 @@
 /**
- * What the load runs against: a Pledge server on a store (memory or a SQLite
- * file), or the HTTP floor (a bare node:http server). `embedded` starts it in
- * this process, so clients and server share one event loop; `remote` starts it
- * in a child process (bench/support/server-child.ts) and reads its counters
- * over IPC, so each side has its own thread.
+ * What the load runs against: a Pledge server on a store (memory, a SQLite
+ * file or a PostgreSQL schema), or the HTTP floor (a bare node:http server).
+ * `embedded` starts it in this process, so clients and server share one event
+ * loop; `remote` starts it in a child process (bench/support/server-child.ts,
+ * the same `startServer` as `pledge serve`) and reads its counters over IPC, so
+ * each side has its own thread. `startReplicas` starts several remote servers
+ * on one PostgreSQL schema and answers them as one set with several URLs.
  */
 import { fork } from "node:child_process";
 import http from "node:http";
@@ -16,7 +18,12 @@ import { PROTOCOL_VERSION } from "../../src/protocol/records.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { ServerCounters } from "./http-load.js";
 
-export type TargetStore = { kind: "memory" } | { kind: "sqlite"; path: string } | { kind: "floor" };
+export type TargetStore =
+  | { kind: "memory" }
+  | { kind: "sqlite"; path: string }
+  /** A postgres:// URL, with `?schema=` naming the run's own schema. */
+  | { kind: "postgres"; url: string }
+  | { kind: "floor" };
 
 export interface TargetOptions {
   mode: "embedded" | "remote";
@@ -26,6 +33,8 @@ export interface TargetOptions {
 
 export interface Target {
   url: string;
+  /** The server processes, for CPU from /proc; empty when the server runs in this process. */
+  pids: number[];
   /** `PRAGMA synchronous` as the store reports it (SQLite only). */
   synchronous: string | undefined;
   counters(): Promise<ServerCounters>;
@@ -36,9 +45,59 @@ export function startTarget(options: TargetOptions): Promise<Target> {
   return options.mode === "remote" ? startRemote(options) : startEmbedded(options);
 }
 
+/** One server or several replicas: clients spread over `urls` round-robin. */
+export interface ServerSet extends Omit<Target, "url"> {
+  urls: string[];
+}
+
+/**
+ * `count` remote servers on one PostgreSQL store, started one after another (the
+ * first migrates the new schema, the others find it current); their counters
+ * are summed, so commits per request and CPU per request cover them all.
+ */
+export async function startReplicas(options: TargetOptions, count: number): Promise<ServerSet> {
+  if (count === 1) {
+    const target = await startTarget(options);
+    return { ...target, urls: [target.url] };
+  }
+  if (options.store.kind !== "postgres" || options.mode !== "remote")
+    throw new Error("replicas need a PostgreSQL store and remote mode");
+  const replicas: Target[] = [];
+  try {
+    for (let index = 0; index < count; index += 1) replicas.push(await startRemote(options));
+  } catch (error) {
+    await Promise.all(replicas.map((replica) => replica.close()));
+    throw error;
+  }
+  return {
+    urls: replicas.map((replica) => replica.url),
+    pids: replicas.flatMap((replica) => replica.pids),
+    synchronous: undefined,
+    async counters() {
+      const all = await Promise.all(replicas.map((replica) => replica.counters()));
+      const commits = all.map((counters) => counters.commits);
+      return {
+        ...(commits.every((value) => value !== undefined) && {
+          commits: commits.reduce((sum, value) => sum + value, 0),
+        }),
+        requests: all.reduce((sum, counters) => sum + counters.requests, 0),
+        cpuMicros: all.reduce((sum, counters) => sum + counters.cpuMicros, 0),
+      };
+    },
+    async close() {
+      await Promise.all(replicas.map((replica) => replica.close()));
+    },
+  };
+}
+
 export async function startEmbedded(options: Omit<TargetOptions, "mode">): Promise<Target> {
   if (options.store.kind === "floor") return startFloor();
-  const url = options.store.kind === "memory" ? "memory" : `sqlite:${options.store.path}`;
+  const url =
+    options.store.kind === "memory"
+      ? "memory"
+      : options.store.kind === "sqlite"
+        ? `sqlite:${options.store.path}`
+        : options.store.url;
   const store = await openStore(url, { sync: options.sync });
   const server = await startServer(
     { ...DEFAULT_SERVE_OPTIONS, store: url, port: 0, sync: options.sync, logLevel: "silent" },
@@ -46,6 +105,7 @@ export async function startEmbedded(options: Omit<TargetOptions, "mode">): Promi
   );
   return {
     url: server.url,
+    pids: [],
     synchronous: store instanceof SqliteStore ? store.synchronous : undefined,
     counters: async () => ({ ...server.stats, cpuMicros: cpuMicros() }),
     async close() {
@@ -80,6 +140,7 @@ async function startFloor(): Promise<Target> {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    pids: [],
     synchronous: undefined,
     counters: async () => ({ requests, cpuMicros: cpuMicros() }),
     close: () =>
@@ -132,6 +193,7 @@ async function startRemote(options: TargetOptions): Promise<Target> {
   const send = (message: ParentMessage) => child.send(message);
   return {
     url: ready.url,
+    pids: child.pid === undefined ? [] : [child.pid],
     synchronous: ready.synchronous,
     async counters() {
       const answer = next("counters");

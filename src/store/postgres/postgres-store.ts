@@ -75,7 +75,7 @@ const CONFLICT_BACKOFF_MOST_MS = 200;
 /** Arbitrary constant: the advisory lock that serialises migrations of one database. */
 const MIGRATION_LOCK = 0x706c6467; // "pldg"
 
-const DEFAULT_CONCURRENT_TRANSACTIONS = 4;
+const DEFAULT_CONCURRENT_TRANSACTIONS = 1;
 
 const INT8_OID = 20;
 /** `bigint` columns hold milliseconds and versions, all safe integers: read them as numbers. */
