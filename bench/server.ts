@@ -3,23 +3,37 @@
  * beneath it. Figures and ratios, never pass/fail on time (STYLE, bench/).
  *
  *  1. HTTP: `--concurrency` closed-loop clients (default 16) against
- *     `startServer` (port 0, log level silent) on each store, running the
- *     workloads of support/http-load.ts: ops/s, p50/p99 per request kind, and
- *     commits per request / mean batch size from the server's counters.
+ *     `startServer` (what `pledge serve` runs; port 0, log level silent) on
+ *     each store, running the workloads of support/http-load.ts: ops/s,
+ *     p50/p99 per request kind, commits per request / mean batch size from the
+ *     server's counters, and CPU over the measured window from /proc (the
+ *     machine's busy share, the cores of the server processes, of this process
+ *     (the clients) and of PostgreSQL's processes, which include any other
+ *     load on that database). On PostgreSQL, `--replicas n` servers share the
+ *     run's schema and the clients are spread over them round-robin.
  *  2. The HTTP floor: the same clients against a bare node:http server.
- *  3. Beneath HTTP: the raw better-sqlite3 insert loop (100-row and one-row
- *     transactions), the SQLite store's own share (read + apply, no step), and
- *     the core's `step` + `apply` loop on the SQLite store (and on the memory
- *     store), with the ratio raw ÷ core split into raw ÷ store × store ÷ core.
+ *  3. Beneath HTTP, per selected store: on SQLite the raw better-sqlite3 insert
+ *     loop (100-row and one-row transactions), the SQLite store's own share
+ *     (read + apply, no step), and the core's `step` + `apply` loop on it, with
+ *     the ratio raw ÷ core split into raw ÷ store × store ÷ core; on PostgreSQL
+ *     the raw commits/s of BEGIN; INSERT one row; COMMIT from 1 and from 16
+ *     concurrent connections (support/postgres-ceiling.ts), with each workload's
+ *     server requests/s ÷ those; always the core loop on the memory store.
  *
  * Every figure is the median of `--runs` runs (default 3), each on a new server
- * and a new store. Progress goes to stderr (on a terminal, a live line counts
- * each measured run's seconds); stdout holds the tables and, last, one JSON line
+ * and a new store: a temporary SQLite file, or a fresh schema of the PostgreSQL
+ * database named by --store (`?schema=` in the URL the servers get), dropped
+ * afterwards. Progress goes to stderr (on a terminal, a live line counts each
+ * measured run's seconds); stdout holds the tables and, last, one JSON line
  * with every figure.
  *
- * Flags: --store memory|sqlite|sqlite:<path>|both (default both; `sqlite` is a
- * temporary file) · --mode remote|embedded (default remote: the server in a child process, as real clients are) · --concurrency n · --sync full|normal
- * · --duration s (3) · --warmup s (0.5) · --runs n (3) · --replicas 1.
+ * Flags: --store memory|sqlite|sqlite:<new path>|postgres://…|both (default
+ * both = memory and sqlite; `sqlite` is a temporary file; repeat the flag to
+ * add stores, e.g. `--store sqlite --store postgres://…`) · --mode
+ * remote|embedded (default remote: the server in a child process, as real
+ * clients are) · --replicas n (1; more needs PostgreSQL as the only store and
+ * remote mode) · --concurrency n (16) · --sync full|normal (SQLite) ·
+ * --duration s (3) · --warmup s (0.5) · --runs n (3).
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -27,9 +41,12 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseStoreUrl } from "../src/node/open-store.js";
+import { type CpuSample, type CpuUse, cpuUse, sampleCpu } from "./support/cpu.js";
 import { formatCount, formatDecimal, median, rounded, table } from "./support/figures.js";
 import { positiveFlag, usageFor } from "./support/flags.js";
 import { FLOOR_WORKLOAD, type RunFigures, runLoad, WORKLOADS, type Workload } from "./support/http-load.js";
+import { createSchema, describePostgresUrl, dropSchema, withSchema } from "./support/postgres.js";
+import { type PostgresSettings, postgresSettings, rawCommitLoop } from "./support/postgres-ceiling.js";
 import {
   coreLoopInMemory,
   coreLoopOnSqlite,
@@ -38,17 +55,25 @@ import {
   sqliteFiles,
   storeLoopOnSqlite,
 } from "./support/sqlite-ceiling.js";
-import { startTarget, type TargetStore } from "./support/targets.js";
+import { startReplicas, startTarget, type TargetStore } from "./support/targets.js";
 
 const TARGET_SQLITE_PAIRS_PER_SECOND = 5000;
 const TARGET_RAW_OVER_CORE = 2;
 const LOOP_DURATION_MS = 1000;
 const JIT_WARMUP_MS = 1500;
+/** Connections of the raw PostgreSQL commit loops: one, and as many as the issue's measurement. */
+const POSTGRES_CEILING_CLIENTS = [1, 16] as const;
+
+type StoreKind = "memory" | "sqlite" | "postgres";
 
 interface Settings {
-  stores: ("memory" | "sqlite")[];
+  stores: StoreKind[];
   /** A user-chosen SQLite file; otherwise a temporary directory holds them. */
   sqlitePath: string | undefined;
+  /** The database named by --store postgres://…; every run creates and drops a schema there. */
+  postgresUrl: string | undefined;
+  /** Servers per PostgreSQL run, sharing its schema. */
+  replicas: number;
   mode: "embedded" | "remote";
   concurrency: number;
   sync: "full" | "normal";
@@ -64,7 +89,7 @@ function parseSettings(argv: string[]): Settings {
   const { values } = parseArgs({
     args: argv,
     options: {
-      store: { type: "string", default: "both" },
+      store: { type: "string", multiple: true, default: ["both"] },
       mode: { type: "string", default: "remote" },
       concurrency: { type: "string", default: "16" },
       sync: { type: "string", default: "full" },
@@ -75,19 +100,30 @@ function parseSettings(argv: string[]): Settings {
     },
     strict: true,
   });
-  let stores: Settings["stores"];
+  const stores: StoreKind[] = [];
   let sqlitePath: string | undefined;
-  if (values.store === "both") stores = ["memory", "sqlite"];
-  else if (values.store === "sqlite") stores = ["sqlite"];
-  else {
+  let postgresUrl: string | undefined;
+  const add = (kind: StoreKind) => {
+    if (stores.includes(kind)) usage(`--store: ${kind} named twice`);
+    stores.push(kind);
+  };
+  for (const value of values.store) {
+    if (value === "both") {
+      add("memory");
+      add("sqlite");
+      continue;
+    }
+    if (value === "sqlite") {
+      add("sqlite");
+      continue;
+    }
     let location: ReturnType<typeof parseStoreUrl>;
     try {
-      location = parseStoreUrl(values.store);
+      location = parseStoreUrl(value);
     } catch (error) {
       usage(`--store: ${(error as Error).message}`);
     }
-    if (location.kind === "postgres") usage("--store: PostgreSQL is not available in this build yet");
-    stores = [location.kind];
+    add(location.kind);
     if (location.kind === "sqlite") {
       sqlitePath = location.path;
       if (sqliteFiles(sqlitePath).some((file) => fs.existsSync(file)))
@@ -95,17 +131,29 @@ function parseSettings(argv: string[]): Settings {
           `--store: ${sqlitePath} (or its -wal/-shm/.lock) exists; name a new file, the benchmark removes it`,
         );
     }
+    if (location.kind === "postgres") {
+      if (new URL(location.url).searchParams.has("schema"))
+        usage("--store: leave out ?schema=; every run creates and drops a schema of its own");
+      postgresUrl = location.url;
+    }
   }
   if (values.mode !== "embedded" && values.mode !== "remote")
     usage(`--mode: expected embedded or remote, got ${JSON.stringify(values.mode)}`);
   if (values.sync !== "full" && values.sync !== "normal")
     usage(`--sync: expected full or normal, got ${JSON.stringify(values.sync)}`);
-  if (values.replicas !== "1")
-    usage("--replicas: a memory or SQLite store has one owner process; replicas need PostgreSQL");
+  const replicas = positive("replicas", values.replicas, true);
+  if (replicas > 1 && (stores.length !== 1 || stores[0] !== "postgres"))
+    usage(
+      "--replicas: a memory or SQLite store has one owner process; replicas need PostgreSQL as the only --store",
+    );
+  if (replicas > 1 && values.mode === "embedded")
+    usage("--replicas: replicas are separate server processes; use --mode remote");
   const runs = positive("runs", values.runs, true);
   return {
     stores,
     sqlitePath,
+    postgresUrl,
+    replicas,
     mode: values.mode,
     concurrency: positive("concurrency", values.concurrency, true),
     sync: values.sync,
@@ -169,7 +217,7 @@ async function warmUp(settings: Settings): Promise<void> {
   try {
     for (const workload of Object.values(WORKLOADS))
       await runLoad({
-        url: target.url,
+        urls: [target.url],
         concurrency: settings.concurrency,
         warmupMs: 0,
         durationMs: JIT_WARMUP_MS / 3,
@@ -183,11 +231,15 @@ async function warmUp(settings: Settings): Promise<void> {
   progress("  warmed up");
 }
 
+/** One run's load figures and the CPU its window used. */
+type MeasuredRun = RunFigures & { cpu: CpuUse };
+
 interface ScenarioFigures {
-  store: "memory" | "sqlite" | "none";
+  store: StoreKind | "none";
   workload: string;
-  runs: RunFigures[];
+  runs: MeasuredRun[];
   median: {
+    cpu: CpuUse;
     cyclesPerSecond: number;
     requestsPerSecond: number;
     commitsPerRequest: number | null;
@@ -197,12 +249,18 @@ interface ScenarioFigures {
   };
 }
 
-function medianOf(runs: RunFigures[], kinds: string[]): ScenarioFigures["median"] {
+function medianOf(runs: MeasuredRun[], kinds: string[]): ScenarioFigures["median"] {
   const nullable = (pick: (run: RunFigures) => number | null) => {
     const values = runs.map(pick).filter((value): value is number => value !== null);
     return values.length === 0 ? null : median(values);
   };
   return {
+    cpu: {
+      machineBusy: median(runs.map((run) => run.cpu.machineBusy)),
+      servers: median(runs.map((run) => run.cpu.servers)),
+      workers: median(runs.map((run) => run.cpu.workers)),
+      postgres: median(runs.map((run) => run.cpu.postgres)),
+    },
     cyclesPerSecond: median(runs.map((run) => run.cyclesPerSecond)),
     requestsPerSecond: median(runs.map((run) => run.requestsPerSecond)),
     commitsPerRequest: nullable((run) => run.commitsPerRequest),
@@ -227,6 +285,19 @@ async function main(): Promise<void> {
   const sqliteDirectory = settings.sqlitePath ? path.dirname(path.resolve(settings.sqlitePath)) : scratch;
   const synchronousSeen = new Set<string>();
   let fileCounter = 0;
+  let schemaCounter = 0;
+  /** Lower-case, as the PostgreSQL store requires; the pid keeps concurrent benchmarks apart. */
+  const nextSchema = () => `pledge_bench_server_${process.pid}_${++schemaCounter}`;
+  /** Runs `use` on a new schema of the --store database and drops it afterwards, whatever happens. */
+  const onFreshSchema = async <T>(use: (schema: string) => Promise<T>): Promise<T> => {
+    const base = settings.postgresUrl as string;
+    const schema = nextSchema();
+    try {
+      return await use(schema);
+    } finally {
+      await dropSchema(base, schema);
+    }
+  };
   const nextSqliteFile = () => {
     fileCounter += 1;
     return settings.sqlitePath ?? path.join(scratch, `run-${fileCounter}.db`);
@@ -246,37 +317,63 @@ async function main(): Promise<void> {
 
   try {
     const scenarios: ScenarioFigures[] = [];
-    const measure = async (store: TargetStore["kind"], workload: Workload): Promise<ScenarioFigures> => {
-      const runs: RunFigures[] = [];
-      for (let run = 1; run <= settings.runs; run += 1) {
-        const file = store === "sqlite" ? nextSqliteFile() : undefined;
-        const targetStore: TargetStore =
-          file !== undefined ? { kind: "sqlite", path: file } : { kind: store as "memory" | "floor" };
-        const target = await startTarget({ mode: settings.mode, store: targetStore, sync: settings.sync });
-        if (target.synchronous !== undefined) synchronousSeen.add(target.synchronous);
-        const clearLine = liveLine(
-          `${store} ${workload.name} run ${run}/${settings.runs}`,
-          settings.warmupMs + settings.durationMs,
+    const measureRun = async (
+      store: TargetStore["kind"],
+      workload: Workload,
+      run: number,
+      schema: string | undefined,
+    ): Promise<MeasuredRun> => {
+      const file = store === "sqlite" ? nextSqliteFile() : undefined;
+      const targetStore: TargetStore =
+        file !== undefined
+          ? { kind: "sqlite", path: file }
+          : schema !== undefined
+            ? { kind: "postgres", url: withSchema(settings.postgresUrl as string, schema) }
+            : { kind: store as "memory" | "floor" };
+      const target = await startReplicas(
+        { mode: settings.mode, store: targetStore, sync: settings.sync },
+        store === "postgres" ? settings.replicas : 1,
+      );
+      if (target.synchronous !== undefined) synchronousSeen.add(target.synchronous);
+      const clearLine = liveLine(
+        `${store} ${workload.name} run ${run}/${settings.runs}`,
+        settings.warmupMs + settings.durationMs,
+      );
+      // runLoad reads the counters at the window's edges; the CPU samples are taken there too.
+      const cpuSamples: CpuSample[] = [];
+      try {
+        const figures = await runLoad({
+          urls: target.urls,
+          concurrency: settings.concurrency,
+          warmupMs: settings.warmupMs,
+          durationMs: settings.durationMs,
+          workload,
+          idPrefix: `${workload.name}-${run}`,
+          counters: () => {
+            cpuSamples.push(sampleCpu(target.pids));
+            return target.counters();
+          },
+        }).finally(clearLine);
+        const [before, after] = cpuSamples as [CpuSample, CpuSample];
+        // This process runs the clients (and, embedded, the server): cpuUse's "workers" are them.
+        const cpu = cpuUse(before, after, 0, true);
+        progress(
+          `  ${store} ${workload.name} run ${run}: ${formatCount(figures.cyclesPerSecond)} cycles/s, ${formatCount(figures.requestsPerSecond)} requests/s, machine ${formatDecimal(cpu.machineBusy * 100, 0)}% busy`,
         );
-        try {
-          const figures = await runLoad({
-            url: target.url,
-            concurrency: settings.concurrency,
-            warmupMs: settings.warmupMs,
-            durationMs: settings.durationMs,
-            workload,
-            idPrefix: `${workload.name}-${run}`,
-            counters: () => target.counters(),
-          }).finally(clearLine);
-          runs.push(figures);
-          progress(
-            `  ${store} ${workload.name} run ${run}: ${formatCount(figures.cyclesPerSecond)} cycles/s, ${formatCount(figures.requestsPerSecond)} requests/s`,
-          );
-        } finally {
-          await target.close();
-          if (file !== undefined) removeSqliteFiles(file);
-        }
+        return { ...figures, cpu };
+      } finally {
+        await target.close();
+        if (file !== undefined) removeSqliteFiles(file);
       }
+    };
+    const measure = async (store: TargetStore["kind"], workload: Workload): Promise<ScenarioFigures> => {
+      const runs: MeasuredRun[] = [];
+      for (let run = 1; run <= settings.runs; run += 1)
+        runs.push(
+          store === "postgres"
+            ? await onFreshSchema((schema) => measureRun(store, workload, run, schema))
+            : await measureRun(store, workload, run, undefined),
+        );
       return {
         store: store === "floor" ? "none" : store,
         workload: workload.name,
@@ -340,6 +437,23 @@ async function main(): Promise<void> {
           withFile((file) => coreLoopOnSqlite({ ...loopOptions, file })),
         )()
       : [];
+    const postgresUrl = settings.postgresUrl;
+    const postgresRaw = new Map<number, number>();
+    let postgresServer: PostgresSettings | undefined;
+    if (postgresUrl !== undefined) {
+      postgresServer = await postgresSettings(postgresUrl);
+      for (const clients of POSTGRES_CEILING_CLIENTS) {
+        const runs = await loopRuns(
+          `raw PostgreSQL commits, ${clients} client${clients === 1 ? "" : "s"}`,
+          () =>
+            onFreshSchema(async (schema) => {
+              await createSchema(postgresUrl, schema);
+              return rawCommitLoop({ url: postgresUrl, schema, clients, durationMs: LOOP_DURATION_MS });
+            }),
+        )();
+        postgresRaw.set(clients, median(runs.map((run) => run.commitsPerSecond)));
+      }
+    }
     const coreMemory = await loopRuns("core on memory", () => coreLoopInMemory(LOOP_DURATION_MS))();
     for (const run of [...raw100, ...raw1]) synchronousSeen.add(run.synchronous);
 
@@ -355,6 +469,13 @@ async function main(): Promise<void> {
     const rawOverStore = ceiling.raw100RowsPerSecond / ceiling.storeSqliteRowsPerSecond;
     const storeOverCore = ceiling.storeSqliteRowsPerSecond / ceiling.coreSqliteRowsPerSecond;
     const synchronous = [...synchronousSeen].join(",") || "n/a";
+    const postgresScenarios = scenarios.filter((scenario) => scenario.store === "postgres");
+    /** Server requests/s over the database's raw commits/s with `clients` connections. */
+    const overRaw = (scenario: ScenarioFigures, clients: number) =>
+      scenario.median.requestsPerSecond / (postgresRaw.get(clients) ?? Number.NaN);
+    /** Store transactions/s the server committed: requests/s × commits per request. */
+    const storeCommitsPerSecond = (scenario: ScenarioFigures) =>
+      scenario.median.requestsPerSecond * (scenario.median.commitsPerRequest ?? Number.NaN);
 
     // Report.
     const out: string[] = [];
@@ -362,9 +483,14 @@ async function main(): Promise<void> {
     out.push(
       `node ${environment.node} · ${environment.cores} cores (${environment.cpu}) · ${environment.platform} · load ${environment.loadAverage.join(" ")} · mode ${settings.mode}${settings.mode === "embedded" ? " (clients and server share this process)" : " (server in a child process)"} · concurrency ${settings.concurrency}`,
     );
-    out.push(
-      `SQLite: PRAGMA synchronous = ${synchronous} · journal_mode WAL · locking_mode EXCLUSIVE · files in ${sqliteDirectory} (${environment.fileSystem})`,
-    );
+    if (sqliteSelected)
+      out.push(
+        `SQLite: PRAGMA synchronous = ${synchronous} · journal_mode WAL · locking_mode EXCLUSIVE · files in ${sqliteDirectory} (${environment.fileSystem})`,
+      );
+    if (postgresUrl !== undefined && postgresServer !== undefined)
+      out.push(
+        `PostgreSQL ${postgresServer.version} at ${describePostgresUrl(postgresUrl)} · synchronous_commit ${postgresServer.synchronousCommit} · fsync ${postgresServer.fsync} · wal_sync_method ${postgresServer.walSyncMethod} · a fresh schema per run, dropped afterwards · ${settings.replicas} server process${settings.replicas === 1 ? "" : "es"} per run${settings.replicas === 1 ? "" : " on that schema, clients round-robin over them"}`,
+      );
     out.push(
       `each figure: median of ${settings.runs} runs, ${settings.durationMs / 1000} s measured after ${settings.warmupMs / 1000} s warm-up, a new server and store per run (after ${JIT_WARMUP_MS / 1000} s of unreported load to warm the JIT)`,
     );
@@ -405,6 +531,31 @@ async function main(): Promise<void> {
       ),
     );
     out.push("");
+    out.push(
+      `CPU over the measured window (from /proc; cores = CPU seconds per second; postgres = every process named postgres on this machine, other load included)`,
+    );
+    const remote = settings.mode === "remote";
+    out.push(
+      table(
+        [
+          "store",
+          "cycle",
+          "machine busy",
+          remote ? "server cores" : "—",
+          remote ? "clients cores" : "this process cores",
+          "postgres cores",
+        ],
+        [...scenarios, floor].map((scenario) => [
+          scenario.store,
+          scenario.workload,
+          `${formatDecimal(scenario.median.cpu.machineBusy * 100, 0)}% of ${environment.cores}`,
+          remote ? formatDecimal(scenario.median.cpu.servers) : "—",
+          formatDecimal(scenario.median.cpu.workers),
+          formatDecimal(scenario.median.cpu.postgres),
+        ]),
+      ),
+    );
+    out.push("");
     out.push(`Beneath HTTP (${LOOP_DURATION_MS / 1000} s loops; rows = promises + tasks written)`);
     out.push(
       table(
@@ -434,6 +585,11 @@ async function main(): Promise<void> {
                 ],
               ]
             : []),
+          ...POSTGRES_CEILING_CLIENTS.filter((clients) => postgresRaw.has(clients)).map((clients) => [
+            `raw PostgreSQL commit (BEGIN; INSERT one row; COMMIT), ${clients} connection${clients === 1 ? "" : "s"} (pg Pool)`,
+            formatCount(postgresRaw.get(clients) ?? Number.NaN),
+            formatCount(postgresRaw.get(clients) ?? Number.NaN),
+          ]),
           [
             `core step() + tx.apply() on the memory store, ${ROWS_PER_TRANSACTION} promise.create/tx`,
             formatCount(ceiling.coreMemoryRowsPerSecond),
@@ -443,6 +599,30 @@ async function main(): Promise<void> {
       ),
     );
     out.push("");
+    if (postgresScenarios.length > 0) {
+      out.push(
+        "PostgreSQL: the server against the database's own commit rate (requests/s ÷ raw commits/s; above 1 when group commit batches requests)",
+      );
+      out.push(
+        table(
+          [
+            "cycle",
+            "requests/s",
+            "store commits/s",
+            ...POSTGRES_CEILING_CLIENTS.map(
+              (clients) => `÷ raw ${clients} connection${clients === 1 ? "" : "s"}`,
+            ),
+          ],
+          postgresScenarios.map((scenario) => [
+            scenario.workload,
+            formatCount(scenario.median.requestsPerSecond),
+            formatCount(storeCommitsPerSecond(scenario)),
+            ...POSTGRES_CEILING_CLIENTS.map((clients) => formatDecimal(overRaw(scenario, clients))),
+          ]),
+        ),
+      );
+      out.push("");
+    }
     const sqlitePairs = scenarios.find(
       (scenario) => scenario.store === "sqlite" && scenario.workload === "pairs",
     );
@@ -461,7 +641,11 @@ async function main(): Promise<void> {
       bench: "server",
       date: new Date().toISOString(),
       environment: { ...environment, synchronous },
-      settings: { ...settings, sqlitePath: settings.sqlitePath ?? null },
+      settings: {
+        ...settings,
+        sqlitePath: settings.sqlitePath ?? null,
+        postgresUrl: postgresUrl === undefined ? null : describePostgresUrl(postgresUrl),
+      },
       http: [...scenarios, floor].map((scenario) => ({
         store: scenario.store,
         cycle: scenario.workload,
@@ -471,6 +655,18 @@ async function main(): Promise<void> {
           scenario.median.commitsPerRequest === null ? null : rounded(scenario.median.commitsPerRequest),
         meanBatch: scenario.median.meanBatch === null ? null : rounded(scenario.median.meanBatch),
         cpuMicrosPerRequest: rounded(scenario.median.cpuMicrosPerRequest),
+        cpu: {
+          machineBusy: rounded(scenario.median.cpu.machineBusy),
+          serverCores: remote ? rounded(scenario.median.cpu.servers) : null,
+          clientCores: rounded(scenario.median.cpu.workers),
+          postgresCores: rounded(scenario.median.cpu.postgres),
+        },
+        ...(scenario.store === "postgres" && {
+          storeCommitsPerSecond: rounded(storeCommitsPerSecond(scenario)),
+          requestsOverRawCommits: Object.fromEntries(
+            POSTGRES_CEILING_CLIENTS.map((clients) => [`${clients}`, rounded(overRaw(scenario, clients))]),
+          ),
+        }),
         latencyMs: Object.fromEntries(
           Object.entries(scenario.median.latency).map(([kind, { p50Ms, p99Ms }]) => [
             kind,
@@ -488,6 +684,15 @@ async function main(): Promise<void> {
         rawOverCore: rounded(rawOverCore),
         rawOverStore: rounded(rawOverStore),
         storeOverCore: rounded(storeOverCore),
+        postgres:
+          postgresServer === undefined
+            ? null
+            : {
+                server: postgresServer,
+                rawCommitsPerSecond: Object.fromEntries(
+                  [...postgresRaw].map(([clients, perSecond]) => [`${clients}`, rounded(perSecond)]),
+                ),
+              },
       },
       totalSeconds: rounded((performance.now() - startedAt) / 1000),
     };
