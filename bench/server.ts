@@ -245,6 +245,7 @@ interface ScenarioFigures {
     commitsPerRequest: number | null;
     meanBatch: number | null;
     cpuMicrosPerRequest: number;
+    retriesPerRequest: number;
     latency: Record<string, { p50Ms: number; p99Ms: number }>;
   };
 }
@@ -266,6 +267,7 @@ function medianOf(runs: MeasuredRun[], kinds: string[]): ScenarioFigures["median
     commitsPerRequest: nullable((run) => run.commitsPerRequest),
     meanBatch: nullable((run) => run.meanBatch),
     cpuMicrosPerRequest: median(runs.map((run) => run.cpuMicrosPerRequest)),
+    retriesPerRequest: median(runs.map((run) => run.retriesPerRequest)),
     latency: Object.fromEntries(
       kinds.map((kind) => [
         kind,
@@ -500,7 +502,7 @@ async function main(): Promise<void> {
       out.push(`  ${workload.name.padEnd(8)} ${workload.description}`);
     out.push("");
     out.push(
-      `HTTP, ${settings.concurrency} clients (commits/req and batch from RunningServer.stats in the window; CPU µs/req = the server process's CPU time per request it handled, ${settings.mode === "embedded" ? "clients included, as they share the process" : "clients excluded"})`,
+      `HTTP, ${settings.concurrency} clients (commits/req and batch from RunningServer.stats in the window; CPU µs/req = the server processes' CPU time per request handled, ${settings.mode === "embedded" ? "clients included, as they share the process" : "clients excluded"}; retries/req = retryable errors (e.g. 503 store_unavailable) the clients answered by sending again, per completed request, latency covering every attempt)`,
     );
     out.push(
       table(
@@ -512,6 +514,7 @@ async function main(): Promise<void> {
           "commits/req",
           "batch",
           "CPU µs/req",
+          "retries/req",
           "latency ms p50 / p99 per request",
         ],
         [...scenarios, floor].map((scenario) => [
@@ -524,6 +527,7 @@ async function main(): Promise<void> {
             : formatDecimal(scenario.median.commitsPerRequest, 3),
           scenario.median.meanBatch === null ? "—" : formatDecimal(scenario.median.meanBatch, 1),
           formatCount(scenario.median.cpuMicrosPerRequest),
+          formatDecimal(scenario.median.retriesPerRequest, 3),
           Object.entries(scenario.median.latency)
             .map(([kind, { p50Ms, p99Ms }]) => `${kind} ${formatDecimal(p50Ms)} / ${formatDecimal(p99Ms)}`)
             .join(" · "),
@@ -541,7 +545,7 @@ async function main(): Promise<void> {
           "store",
           "cycle",
           "machine busy",
-          remote ? "server cores" : "—",
+          "server cores",
           remote ? "clients cores" : "this process cores",
           "postgres cores",
         ],
@@ -549,7 +553,7 @@ async function main(): Promise<void> {
           scenario.store,
           scenario.workload,
           `${formatDecimal(scenario.median.cpu.machineBusy * 100, 0)}% of ${environment.cores}`,
-          remote ? formatDecimal(scenario.median.cpu.servers) : "—",
+          remote ? formatDecimal(scenario.median.cpu.servers) : "in this process",
           formatDecimal(scenario.median.cpu.workers),
           formatDecimal(scenario.median.cpu.postgres),
         ]),
@@ -655,6 +659,7 @@ async function main(): Promise<void> {
           scenario.median.commitsPerRequest === null ? null : rounded(scenario.median.commitsPerRequest),
         meanBatch: scenario.median.meanBatch === null ? null : rounded(scenario.median.meanBatch),
         cpuMicrosPerRequest: rounded(scenario.median.cpuMicrosPerRequest),
+        retriesPerRequest: rounded(scenario.median.retriesPerRequest),
         cpu: {
           machineBusy: rounded(scenario.median.cpu.machineBusy),
           serverCores: remote ? rounded(scenario.median.cpu.servers) : null,

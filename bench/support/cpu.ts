@@ -54,7 +54,8 @@ export interface CpuSample {
   atMs: number;
   machine: { busy: number; total: number };
   servers: number;
-  postgres: number;
+  /** CPU seconds per PostgreSQL process id, so backends that come and go are counted by difference. */
+  postgres: Map<number, number>;
   here: number;
 }
 
@@ -64,7 +65,7 @@ export function sampleCpu(serverPids: number[]): CpuSample {
     atMs: performance.now(),
     machine: machineJiffies(),
     servers: serverPids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0),
-    postgres: postgresPids().reduce((sum, pid) => sum + processCpuSeconds(pid), 0),
+    postgres: new Map(postgresPids().map((pid) => [pid, processCpuSeconds(pid)])),
     here: (here.user + here.system) / 1e6,
   };
 }
@@ -94,6 +95,18 @@ export function cpuUse(
     machineBusy: total > 0 ? (after.machine.busy - before.machine.busy) / total : Number.NaN,
     servers: (after.servers - before.servers) / seconds,
     workers: embedded ? (after.here - before.here) / seconds : workerCpuMicros / 1e6 / seconds,
-    postgres: (after.postgres - before.postgres) / seconds,
+    postgres: postgresSecondsBetween(before.postgres, after.postgres) / seconds,
   };
+}
+
+/**
+ * CPU the PostgreSQL processes alive at the end used since the start; one born
+ * in between counts whole. A backend that exits in between (another client's,
+ * or a pool's) drops out and is not counted: summing totals instead would go
+ * negative when it does.
+ */
+function postgresSecondsBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let seconds = 0;
+  for (const [pid, total] of after) seconds += Math.max(0, total - (before.get(pid) ?? 0));
+  return seconds;
 }

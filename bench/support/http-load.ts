@@ -2,13 +2,19 @@
  * Closed-loop HTTP load: `concurrency` clients, each running one workload cycle
  * after another against one of `urls` (client i on urls[i mod n], so replicas
  * share the clients round-robin) over keep-alive connections (node:http with
- * a keep-alive Agent, one socket per client, Nagle off as undici does). A run warms up, then records for a fixed duration:
- * cycles and requests completed inside the window, each request's latency by
- * kind, and the server's commit and request counters read at the window's edges.
+ * a keep-alive Agent, one socket per client, Nagle off as undici does). A run
+ * warms up, then records for a fixed duration: cycles and requests completed
+ * inside the window, each request's latency by kind, and the server's commit
+ * and request counters read at the window's edges.
  *
  * The workloads speak the wire protocol (PROTOCOL.md §1.2) and nothing of src/
  * beyond the protocol version; every answer must be head.status 200, else the
- * run stops with the body, so a benchmark never measures failures.
+ * run stops with the body, so a benchmark never measures failures. The one
+ * exception is an error the server marks retryable (head.error.retryable, e.g.
+ * store_unavailable when PostgreSQL replicas keep conflicting): the client
+ * sends the request again after a short pause, as the SDK's clients would, up
+ * to MAX_ATTEMPTS times; the latency covers every attempt, and the retries are
+ * counted and reported, so they are seen rather than hidden.
  */
 import http from "node:http";
 import { PROTOCOL_VERSION, TAG } from "../../src/protocol/records.js";
@@ -41,6 +47,8 @@ const TARGET = "poll://any@bench";
 const WORKER_PID = "bench-worker";
 const LEASE_TTL_MS = 60_000;
 const HOUR_MS = 60 * 60 * 1000;
+const MAX_ATTEMPTS = 20;
+const RETRY_PAUSE_MS = 5;
 const PARAM = { headers: {}, data: "eyJmdW5jIjoiYmVuY2giLCJhcmdzIjpbMV19" };
 const VALUE = { headers: {}, data: "eyJ2YWx1ZSI6Mn0=" };
 
@@ -133,6 +141,8 @@ export interface RunFigures {
   meanBatch: number | null;
   /** CPU time of the server's process per request it handled; embedded, that process also runs the clients. */
   cpuMicrosPerRequest: number;
+  /** Retryable errors answered and retried per completed request in the window. */
+  retriesPerRequest: number;
   latency: Record<string, { p50Ms: number; p99Ms: number; samples: number }>;
 }
 
@@ -157,24 +167,39 @@ export async function runLoad(options: LoadOptions): Promise<RunFigures> {
   let stopping = false;
   let cycles = 0;
   let requests = 0;
+  let retries = 0;
   let corr = 0;
 
   const callOn =
     (target: URL): Call =>
     async (kind, data) => {
-      corr += 1;
-      const body = JSON.stringify({ kind, head: { corrId: String(corr), version: PROTOCOL_VERSION }, data });
       const started = performance.now();
-      const text = await post(agent, target, body);
-      const elapsedMs = performance.now() - started;
-      const envelope = JSON.parse(text) as { head?: { status?: number }; data?: Json };
-      if (envelope.head?.status !== 200) throw new Error(`${kind} answered ${text.slice(0, 500)}`);
-      if (recording) {
-        samples.get(kind)?.add(elapsedMs);
-        requests += 1;
+      for (let attempt = 1; ; attempt += 1) {
+        corr += 1;
+        const body = JSON.stringify({
+          kind,
+          head: { corrId: String(corr), version: PROTOCOL_VERSION },
+          data,
+        });
+        const text = await post(agent, target, body);
+        const envelope = JSON.parse(text) as {
+          head?: { status?: number; error?: { retryable?: boolean } };
+          data?: Json;
+        };
+        if (envelope.head?.status === 200) return answered(kind, envelope.data, started);
+        if (envelope.head?.error?.retryable !== true || attempt === MAX_ATTEMPTS)
+          throw new Error(`${kind} answered (attempt ${attempt}) ${text.slice(0, 500)}`);
+        if (recording) retries += 1;
+        await sleep(RETRY_PAUSE_MS);
       }
-      return envelope.data ?? {};
     };
+  const answered = (kind: string, data: Json | undefined, started: number): Json => {
+    if (recording) {
+      samples.get(kind)?.add(performance.now() - started);
+      requests += 1;
+    }
+    return data ?? {};
+  };
 
   const client = async (index: number) => {
     const call = callOn(targets[index % targets.length] as URL);
@@ -213,6 +238,7 @@ export async function runLoad(options: LoadOptions): Promise<RunFigures> {
       commitsPerRequest: commits !== undefined && handled > 0 ? commits / handled : null,
       meanBatch: commits !== undefined && commits > 0 ? handled / commits : null,
       cpuMicrosPerRequest: handled > 0 ? (after.cpuMicros - before.cpuMicros) / handled : Number.NaN,
+      retriesPerRequest: requests > 0 ? retries / requests : Number.NaN,
       latency: Object.fromEntries([...samples].map(([kind, list]) => [kind, list.summary()])),
     };
   } finally {
