@@ -1,19 +1,23 @@
 /**
  * Composition roots of the server: `createShell` (the real clock and timers, HTTP
  * push, a fatal handler) over an opened store, `listen` (the Hono app on Node's
- * HTTP server, for any shell), and `startServer` (`pledge serve`: open the store
- * from its URL, migrated at open, then both).
+ * HTTP server, with `POST /` answered by `protocol-listener.ts` directly, for any
+ * shell), and `startServer` (`pledge serve`: open the store from its URL, migrated
+ * at open, then both).
  */
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import { MonotonicClock, systemClock, systemTimers, type Timers } from "../lib/clock.js";
 import { createLogger, type Logger } from "../lib/logger.js";
-import { createApp } from "../server/http/app.js";
+import { createApp, type HttpOptions } from "../server/http/app.js";
+import { protocolEndpoint, unhandledAnswer } from "../server/http/protocol-endpoint.js";
 import { ServerShell } from "../server/shell.js";
 import type { Store } from "../store/store.js";
 import { loadDashboardFiles } from "./dashboard-files.js";
 import { openStore } from "./open-store.js";
 import type { RunningServer, ServeOptions } from "./options.js";
+import { protocolListener } from "./protocol-listener.js";
 
 export interface StartServerDependencies {
   logger?: Logger;
@@ -112,19 +116,26 @@ export async function listen(
     );
   const dashboard = loadDashboardFiles();
   if (dashboard === undefined) logger.warn("the dashboard is not built (npm run build); GET / says so");
-  const app = createApp(shell, {
+  const httpOptions: HttpOptions = {
     debug: options.debug,
     maxBodyBytes: options.maxBodyBytes,
     logger,
     onFatal,
     ...(options.authToken !== undefined && { authToken: options.authToken }),
     ...(dashboard !== undefined && { dashboard }),
+  };
+  const app = createApp(shell, httpOptions);
+  // `POST /` on node:http itself, the rest through Hono's adapter, which is built as
+  // its `serve()` builds it (protocol-listener.ts says why and what stays the same).
+  const listener = protocolListener({
+    endpoint: protocolEndpoint(shell, httpOptions),
+    fallback: getRequestListener(app.fetch, { hostname: options.host }),
+    unhandled: (error) => unhandledAnswer(error, httpOptions),
   });
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () =>
-      resolve(started),
-    );
+  const server = await new Promise<Server>((resolve, reject) => {
+    const started = createServer({}, listener);
     started.once("error", reject);
+    started.listen(options.port, options.host, () => resolve(started));
   });
   const port = (server.address() as AddressInfo).port;
   const host = options.host.includes(":") ? `[${options.host}]` : options.host;

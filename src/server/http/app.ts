@@ -1,9 +1,9 @@
 /**
  * The HTTP edge (PROTOCOL.md §1), written against web-standard Request/Response
- * through Hono so it runs the same standalone and embedded. It validates once
- * (auth first, then `protocol/parse.ts`), hands typed requests to the shell and
- * dresses responses in the §1.3 envelope with the HTTP status mirroring
- * `head.status`. Store failures map to HTTP here and nowhere else.
+ * through Hono so it runs the same standalone and embedded. `POST /` is
+ * `protocol-endpoint.ts` (validation, the shell, the §1.3 envelope, store failures
+ * mapped to HTTP), which `pledge serve` also answers on Node's listener directly;
+ * the rest (SSE, `/events`, the dashboard, health, metrics) is here.
  *
  * Invariants:
  *  W1  With a token set, nothing but the token decides a request without it:
@@ -15,22 +15,16 @@
  *  W5  Each `POST /` is one `pledge.request` span (OpenTelemetry, when installed:
  *      `lib/tracing.ts`), ended exactly when it is answered, as its metrics are.
  */
-import { timingSafeEqual } from "node:crypto";
-import { performance } from "node:perf_hooks";
 import { Hono, type HonoRequest } from "hono";
 import { streamSSE } from "hono/streaming";
-import { AssertionError, assert } from "../../lib/assert.js";
+import { assert } from "../../lib/assert.js";
 import type { Logger } from "../../lib/logger.js";
-import { startSpan, type TraceSpan } from "../../lib/tracing.js";
-import { type ErrorCode, protocolError } from "../../protocol/errors.js";
-import { decodeBody, failureResponse, parseRequest } from "../../protocol/parse.js";
-import { type OutgoingMessage, PROTOCOL_VERSION } from "../../protocol/records.js";
-import type { Response as ProtocolResponse } from "../../protocol/requests.js";
-import { StoreUnavailableError } from "../../store/store.js";
+import type { OutgoingMessage } from "../../protocol/records.js";
 import type { Connection } from "../delivery.js";
 import type { ServerShell } from "../shell.js";
 import { type DashboardFiles, dashboardResponse } from "./dashboard.js";
 import { eventStreamResponse } from "./event-stream.js";
+import { bearer, protocolEndpoint, tokenMatches, unhandledAnswer } from "./protocol-endpoint.js";
 
 export interface HttpOptions {
   authToken?: string;
@@ -49,31 +43,6 @@ export interface HttpOptions {
   logger: Logger;
   /** Called with a violated invariant; the process must not go on. */
   onFatal(error: Error): void;
-}
-
-const JSON_HEADERS = { "Content-Type": "application/json" };
-
-function envelope(kind: string, corrId: string, response: ProtocolResponse): string {
-  const head: Record<string, unknown> = { corrId, status: response.status, version: PROTOCOL_VERSION };
-  if ("error" in response) head.error = response.error;
-  return JSON.stringify({ kind, head, data: response.data });
-}
-
-function reply(kind: string, corrId: string, response: ProtocolResponse): Response {
-  return new Response(envelope(kind, corrId, response), { status: response.status, headers: JSON_HEADERS });
-}
-
-function tokenMatches(expected: string, presented: string | undefined): boolean {
-  if (presented === undefined) return false;
-  const a = Buffer.from(expected);
-  const b = Buffer.from(presented);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function bearer(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const match = /^Bearer\s+(.+)$/i.exec(header.trim());
-  return match?.[1];
 }
 
 /**
@@ -119,83 +88,16 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
   const bufferLimit = options.connectionBufferLimit ?? 1_000;
   let openConnections = 0;
 
-  const failed = (code: ErrorCode & ("store_unavailable" | "internal"), message: string) =>
-    code === "store_unavailable" ? protocolError(503, code, message) : protocolError(500, code, message);
+  const endpoint = protocolEndpoint(shell, options);
 
-  /** Every answer of POST / goes through here, so each is counted once (metrics). */
-  /** `started`: the arrival (a `performance.now()` reading) and the request's span. */
-  const answer = (
-    started: { ms: number; span: TraceSpan },
-    kind: string,
-    corrId: string,
-    response: ProtocolResponse,
-  ): Response => {
-    shell.metrics.requestAnswered(kind, response.status, started.ms);
-    started.span.setAttributes({ "pledge.request.kind": kind, "http.response.status_code": response.status });
-    started.span.end(response.status >= 500 ? `status ${response.status}` : undefined);
-    return reply(kind, corrId, response);
-  };
-
-  const unauthorized = () => protocolError(401, "unauthorized", "authorization: missing or invalid token");
-
+  // The protocol itself (protocol-endpoint.ts); `pledge serve` answers it on Node's
+  // listener directly (node/protocol-listener.ts) and the rest through here.
   app.post("/", async (c) => {
-    const started = {
-      ms: performance.now(),
-      // W5: a span per protocol request, under the caller's W3C `traceparent` header if any.
-      span: startSpan("pledge.request", {
-        kind: "server",
-        parent: { traceparent: c.req.header("traceparent") },
-      }),
-    };
-    const headerToken = bearer(c.req.header("authorization"));
-    const bytes = await readBodyWithin(c.req, options.maxBodyBytes);
-    if (bytes === undefined) {
-      // The body is not read past the limit, so only the header can carry a token here.
-      if (options.authToken !== undefined && !tokenMatches(options.authToken, headerToken))
-        return answer(started, "unknown", "0", unauthorized());
-      const message = `body: larger than the limit of ${options.maxBodyBytes} bytes`;
-      return answer(started, "unknown", "0", protocolError(413, "body_too_large", message));
-    }
-    const decoded = decodeBody(bytes);
-    if (options.authToken !== undefined) {
-      const presented = headerToken ?? (decoded.ok ? decoded.auth : undefined);
-      if (!tokenMatches(options.authToken, presented)) {
-        return answer(
-          started,
-          decoded.ok ? decoded.kind : "unknown",
-          decoded.ok ? decoded.corrId : "0",
-          unauthorized(),
-        );
-      }
-    }
-    if (!decoded.ok)
-      return answer(started, decoded.failure.kind, decoded.failure.corrId, failureResponse(decoded.failure));
-    const parsed = parseRequest(decoded.json, { debug: options.debug, text: decoded.text });
-    if (!parsed.ok)
-      return answer(started, parsed.failure.kind, parsed.failure.corrId, failureResponse(parsed.failure));
-    const { request } = parsed;
-    try {
-      const response = await shell.handle(request, parsed.debugTime);
-      return answer(started, request.kind, request.corrId, response);
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) {
-        options.logger.warn({ err: error, kind: request.kind }, "store unavailable");
-        return answer(
-          started,
-          request.kind,
-          request.corrId,
-          failed("store_unavailable", `store unavailable: ${error.message}`),
-        );
-      }
-      if (error instanceof AssertionError) options.onFatal(error);
-      options.logger.error({ err: error, kind: request.kind }, "request failed");
-      return answer(
-        started,
-        request.kind,
-        request.corrId,
-        failed("internal", "internal error; see the server log"),
-      );
-    }
+    const answer = await endpoint({
+      header: (name) => c.req.header(name),
+      body: (maxBytes) => readBodyWithin(c.req, maxBytes),
+    });
+    return new Response(answer.body, { status: answer.status, headers: answer.headers });
   });
 
   app.get("/poll/:group/:id", (c) => {
@@ -309,10 +211,9 @@ export function createApp(shell: ServerShell, options: HttpOptions): Hono {
   }
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
-  app.onError((error, c) => {
-    if (error instanceof AssertionError) options.onFatal(error);
-    options.logger.error({ err: error }, "unhandled error");
-    return c.json({ error: "internal error" }, 500);
+  app.onError((error) => {
+    const answer = unhandledAnswer(error, options);
+    return new Response(answer.body, { status: answer.status, headers: answer.headers });
   });
   return app;
 }
