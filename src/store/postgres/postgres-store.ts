@@ -6,12 +6,15 @@
  *
  * `pg` is asynchronous and `work` is synchronous, so a transaction runs by replay
  * (ADR 0001, addendum; the mechanics live in replay.ts): BEGIN ISOLATION LEVEL
- * SERIALIZABLE on one pooled client, run `work` against the cache, and on a miss
+ * REPEATABLE READ on one pooled client together with a prefetch of what the
+ * batch's requests name (reads.ts), run `work` against the cache, and on a miss
  * flush the applies made before it, fetch the reads the pass missed (the first and
  * those it recorded speculating; point reads one query per kind), run `work`
- * again; when it completes, flush the rest and COMMIT. A serialization failure or
- * deadlock (40001, 40P01) rolls back and runs the whole batch again, a bounded
- * number of times.
+ * again; when it completes, flush the rest (flush.ts) and COMMIT. Every row a
+ * decision reads is locked as it is fetched (ADR 0003). A serialization failure
+ * or deadlock (40001, 40P01) rolls back and runs the whole batch again, a bounded
+ * number of times. A batch that names what it reads takes three round trips:
+ * BEGIN with the prefetch, the flush, COMMIT with the next deadline.
  *
  * What it leaves to others: what to write (core/), batching (server/), retrying a
  * `StoreUnavailableError` (server/, the HTTP edge answers 503).
@@ -189,21 +192,23 @@ export class PostgresStore implements Store {
       const ids = [...new Set(hinted)];
       const cache = new ReplayCache();
       cache.committedNextDueAt = this.committedNextDueAt;
-      if (ids.length === 0) await client.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
-      else {
-        // One round trip: BEGIN and what the batch names (reads.ts, `prefetchSql`).
-        const [, fetched] = (await client.query(
-          `BEGIN ISOLATION LEVEL SERIALIZABLE; ${prefetchSql(ids)}`,
-        )) as unknown as [pg.QueryResult, pg.QueryResult<PrefetchedRow>];
-        const row = fetched.rows[0];
-        assert(row !== undefined, "the prefetch answers one row");
-        storePrefetched(cache, ids, row);
-      }
       try {
+        if (ids.length === 0) await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+        else {
+          // One round trip: BEGIN and what the batch names, locked (reads.ts, `prefetchSql`).
+          // Inside this `try`: the prefetch may meet a conflict, and then the transaction
+          // must be rolled back before its client goes back to the pool.
+          const [, fetched] = (await client.query(
+            `BEGIN ISOLATION LEVEL REPEATABLE READ; ${prefetchSql(ids)}`,
+          )) as unknown as [pg.QueryResult, pg.QueryResult<PrefetchedRow>];
+          const row = fetched.rows[0];
+          assert(row !== undefined, "the prefetch answers one row");
+          storePrefetched(cache, ids, row);
+        }
         const result = await this.run(client, cache, work);
-        // One round trip: COMMIT, then the earliest deadline as committed, read outside
-        // any serializable transaction so that it takes no predicate lock; the next
-        // transactions start from it (ReplayPass.nextDueAt says why that is enough).
+        // One round trip: COMMIT, then the earliest deadline as committed, read after
+        // it, in no transaction of ours; the next transactions start from it
+        // (ReplayPass.nextDueAt says why that is enough).
         const [, nextDue] = (await client.query(`COMMIT; ${NEXT_DUE_AT_SQL}`)) as unknown as [
           pg.QueryResult,
           pg.QueryResult<{ at: number | null }>,

@@ -44,7 +44,9 @@ export const NEXT_DUE_AT_SQL =
  * What a batch's requests name (`ReadHints`), read before its first pass: each
  * named promise and task, the callbacks and listeners registered on it, and every
  * promise of the branches the named promises belong to (a fence and an acquire
- * preload their branch, then read each mate). One statement whose four columns
+ * preload their branch, then read each mate). Promises and tasks are locked
+ * (`FOR UPDATE`, ADR 0003); the sets are keyed by named promises, locked with
+ * them. One statement whose four columns
  * are JSON arrays of rows (json_agg gives each row the shape the driver gives it),
  * with the ids inlined as escaped literals, so that it can follow BEGIN in one
  * round trip (a multi-statement query takes no parameters).
@@ -58,9 +60,9 @@ export function prefetchSql(ids: readonly string[]): string {
       "promises",
       "r.id",
       `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY(${named}) OR branch IN ` +
-        `(SELECT branch FROM promises WHERE id = ANY(${named}) AND branch IS NOT NULL)`,
+        `(SELECT branch FROM promises WHERE id = ANY(${named}) AND branch IS NOT NULL) FOR UPDATE`,
     ),
-    aggregate("tasks", "r.id", `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY(${named})`),
+    aggregate("tasks", "r.id", `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY(${named}) FOR UPDATE`),
     aggregate(
       "callbacks",
       "r.awaited, r.awaiter",
@@ -157,11 +159,6 @@ export async function fetchReads(client: pg.PoolClient, reads: readonly Read[]):
     for (const entry of branches) values[entry.index] = mates.get(entry.branch) ?? [];
   }
   for (const [method, group] of byMethod) {
-    if (group.length === 1) {
-      const [only] = group as [{ index: number; key: string }];
-      values[only.index] = await fetchRead(client, { method, key: only.key });
-      continue;
-    }
     const found = await fetchPoints(
       client,
       method,
@@ -197,25 +194,32 @@ async function fetchPoints(
     case "promise":
       return single(
         (
-          await rows<PromiseRow>(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[])`, [keys])
+          await rows<PromiseRow>(
+            `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) FOR UPDATE`,
+            [keys],
+          )
         ).map((row) => [row.id, promiseFromRow(row)]),
       );
     case "task":
       return single(
-        (await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])`, [keys])).map(
-          (row) => [row.id, taskFromRow(row)],
-        ),
+        (
+          await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) FOR UPDATE`, [
+            keys,
+          ])
+        ).map((row) => [row.id, taskFromRow(row)]),
       );
     case "schedule":
       return single(
         (
-          await rows<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = ANY($1::text[])`, [
-            keys,
-          ])
+          await rows<ScheduleRow>(
+            `SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = ANY($1::text[]) FOR UPDATE`,
+            [keys],
+          )
         ).map((row) => [row.id, scheduleFromRow(row)]),
       );
     case "callbacks":
-      // Same order as `fetchRead`: by awaiter within each awaited id.
+      await lockPromises(client, keys);
+      // By awaiter within each awaited id, as `StateReader.callbacks` answers.
       return sets(
         (
           await rows<{ awaited: string; awaiter: string }>(
@@ -225,6 +229,7 @@ async function fetchPoints(
         ).map((row) => ({ awaited: row.awaited, member: row.awaiter })),
       );
     case "listeners":
+      await lockPromises(client, keys);
       return sets(
         (
           await rows<{ awaited: string; address: string }>(
@@ -236,9 +241,10 @@ async function fetchPoints(
     case "outboxEntry": {
       const found = new Map(
         (
-          await rows<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = ANY($1::text[])`, [
-            keys.map(encodeText),
-          ])
+          await rows<OutboxRow>(
+            `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = ANY($1::text[]) FOR UPDATE`,
+            [keys.map(encodeText)],
+          )
         ).map((row) => {
           const entry = outboxFromRow(row);
           return [entry.key, entry] as const;
@@ -249,50 +255,20 @@ async function fetchPoints(
   }
 }
 
-/** Fetches one read the replay cache missed, as of the database transaction's current state. */
+/**
+ * Locks the rows of the promises `awaited` (those that exist). A callback or listener
+ * set is read only with its awaited promise's row locked: every transaction that
+ * changes a set reads it first, so they take turns (ADR 0003).
+ */
+async function lockPromises(client: pg.PoolClient, awaited: readonly string[]): Promise<void> {
+  await client.query("SELECT id FROM promises WHERE id = ANY($1::text[]) FOR UPDATE", [awaited]);
+}
+
+/** Fetches one query read the replay cache missed, as of the database transaction's current state. */
 async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
   const rows = async <Row extends pg.QueryResultRow>(sql: string, parameters: unknown[]) =>
     (await client.query<Row>(sql, parameters)).rows;
-  if ("key" in read) {
-    switch (read.method) {
-      case "promise": {
-        const [row] = await rows<PromiseRow>(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = $1`, [
-          read.key,
-        ]);
-        return row && promiseFromRow(row);
-      }
-      case "task": {
-        const [row] = await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1`, [read.key]);
-        return row && taskFromRow(row);
-      }
-      case "schedule": {
-        const [row] = await rows<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = $1`, [
-          read.key,
-        ]);
-        return row && scheduleFromRow(row);
-      }
-      case "callbacks":
-        return (
-          await rows<{ awaiter: string }>(
-            "SELECT awaiter FROM callbacks WHERE awaited = $1 ORDER BY awaiter",
-            [read.key],
-          )
-        ).map((row) => row.awaiter);
-      case "listeners":
-        return (
-          await rows<{ address: string }>(
-            "SELECT address FROM listeners WHERE awaited = $1 ORDER BY address",
-            [read.key],
-          )
-        ).map((row) => decodeText(row.address));
-      case "outboxEntry": {
-        const [row] = await rows<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = $1`, [
-          encodeText(read.key),
-        ]);
-        return row && outboxFromRow(row);
-      }
-    }
-  }
+  assert(!("key" in read), "point reads are fetched by fetchPoints");
   switch (read.method) {
     case "promisesInBranch":
       return (
@@ -406,15 +382,16 @@ async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
     case "promisesById":
       return (
         await rows<PromiseRow>(
-          `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) ORDER BY id`,
+          `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
           [read.args[0] as string[]],
         )
       ).map(promiseFromRow);
     case "tasksById":
       return (
-        await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) ORDER BY id`, [
-          read.args[0] as string[],
-        ])
+        await rows<TaskRow>(
+          `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
+          [read.args[0] as string[]],
+        )
       ).map(taskFromRow);
     case "callbacksByAwaiter":
       return rows<{ awaited: string; awaiter: string }>(

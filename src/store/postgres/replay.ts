@@ -496,9 +496,8 @@ export class ReplayPass implements StoreTransaction {
    * replicas arm their own sweeps, and the repair loop sweeps every second anyway.
    * It may be early (a write removed or postponed a deadline, or the reading is
    * stale), which costs one sweep that finds nothing. So no batch has to flush its
-   * writes and read a range at its last layer, and batches do not conflict over
-   * who reads the earliest deadline: it is read outside every serializable
-   * transaction.
+   * writes and read a range at its last layer, and the earliest deadline is read
+   * outside every transaction.
    */
   nextDueAt(): number | undefined {
     const layer = this.cache.canonical(this.layers.length, this.layers);
