@@ -46,18 +46,23 @@ import {
   writeTask,
 } from "./transitions.js";
 
-/** Preload (§3.8): the task promise's branch-mates, projected, sorted by id, without itself. */
+/**
+ * Preload (§3.8): the task promise's branch-mates, projected, sorted by id, without
+ * itself. The stored mates as the branch lists them, overlaid with what this very
+ * step wrote (a fenced create): taken from the list rather than read again one by
+ * one, so a store need not fetch (and lock, ADR 0003) rows only listed.
+ */
 function preload(ctx: StepContext, promise: StoredPromise): PromiseRecord[] {
   const branch = promise.tags[TAG.branch];
   if (branch === undefined) return [];
-  // Stored branch-mates, and those this very step created (a fenced create).
-  const ids = new Set(ctx.working.reader.promisesInBranch(branch).map((mate) => mate.id));
+  const mates = new Map(ctx.working.reader.promisesInBranch(branch).map((mate) => [mate.id, mate]));
   for (const written of ctx.working.writtenPromises())
-    if (written.tags[TAG.branch] === branch) ids.add(written.id);
-  ids.delete(promise.id);
-  return [...ids].sort(compareCodePoints).flatMap((id) => {
-    const mate = ctx.working.promise(id);
-    return mate === undefined ? [] : [projectPromise(mate, ctx.now)];
+    if (written.tags[TAG.branch] === branch || mates.has(written.id)) mates.set(written.id, written);
+  mates.delete(promise.id);
+  return [...mates.keys()].sort(compareCodePoints).map((id) => {
+    const mate = mates.get(id);
+    assert(mate !== undefined, `preload mate ${id} is listed`);
+    return projectPromise(mate, ctx.now);
   });
 }
 

@@ -40,7 +40,7 @@ import {
 import { isConflict, isConnectionError, translateError } from "./errors.js";
 import { flush } from "./flush.js";
 import { MIGRATIONS, type Migration } from "./migrations.js";
-import { fetchReads, NEXT_DUE_AT_SQL, type PrefetchedRow, prefetchSql, storePrefetched } from "./reads.js";
+import { fetchReads, NEXT_DUE_AT_SQL, prefetchedRows, prefetchSql, storePrefetched } from "./reads.js";
 import { ReadMiss, ReplayCache, ReplayPass } from "./replay.js";
 
 export interface PostgresStoreOptions {
@@ -198,11 +198,10 @@ export class PostgresStore implements Store {
           // One round trip: BEGIN and what the batch names, locked (reads.ts, `prefetchSql`).
           // Inside this `try`: the prefetch may meet a conflict, and then the transaction
           // must be rolled back before its client goes back to the pool.
-          const [, fetched] = (await client.query(
+          const [, ...fetched] = (await client.query(
             `BEGIN ISOLATION LEVEL REPEATABLE READ; ${prefetchSql(ids)}`,
-          )) as unknown as [pg.QueryResult, pg.QueryResult<PrefetchedRow>];
-          const row = fetched.rows[0];
-          assert(row !== undefined, "the prefetch answers one row");
+          )) as unknown as pg.QueryResult[];
+          const row = prefetchedRows(fetched);
           storePrefetched(cache, ids, row);
         }
         const result = await this.run(client, cache, work);

@@ -44,70 +44,69 @@ export const NEXT_DUE_AT_SQL =
  * What a batch's requests name (`ReadHints`), read before its first pass: each
  * named promise and task, the callbacks and listeners registered on it, and every
  * promise of the branches the named promises belong to (a fence and an acquire
- * preload their branch, then read each mate). Promises and tasks are locked
- * (`FOR UPDATE`, ADR 0003); the sets are keyed by named promises, locked with
- * them. One statement whose four columns
- * are JSON arrays of rows (json_agg gives each row the shape the driver gives it),
- * with the ids inlined as escaped literals, so that it can follow BEGIN in one
- * round trip (a multi-statement query takes no parameters).
+ * preload their branch). The named promises and tasks are locked (`FOR UPDATE`,
+ * ADR 0003), and so the sets keyed by them; branch-mates are only listed.
+ * Statements with the ids inlined as escaped literals, so that they can follow
+ * BEGIN in one multi-statement round trip (which takes no parameters); their
+ * answers come back in `PrefetchedRows`' order.
  */
 export function prefetchSql(ids: readonly string[]): string {
   const named = `ARRAY[${ids.map((id) => pg.escapeLiteral(id)).join(", ")}]::text[]`;
-  const aggregate = (column: keyof PrefetchedRow, order: string, select: string) =>
-    `(SELECT coalesce(json_agg(r ORDER BY ${order}), '[]') FROM (${select}) AS r) AS ${column}`;
-  return `SELECT ${[
-    aggregate(
-      "promises",
-      "r.id",
-      `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY(${named}) OR branch IN ` +
-        `(SELECT branch FROM promises WHERE id = ANY(${named}) AND branch IS NOT NULL) FOR UPDATE`,
-    ),
-    aggregate("tasks", "r.id", `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY(${named}) FOR UPDATE`),
-    aggregate(
-      "callbacks",
-      "r.awaited, r.awaiter",
-      `SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY(${named})`,
-    ),
-    aggregate(
-      "listeners",
-      "r.awaited, r.address",
-      `SELECT awaited, address FROM listeners WHERE awaited = ANY(${named})`,
-    ),
-  ].join(", ")}`;
+  return [
+    `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY(${named}) FOR UPDATE`,
+    // The branches, not locked: only preload lists them (core/task-handlers.ts).
+    `SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = ANY(ARRAY(` +
+      `SELECT branch FROM promises WHERE id = ANY(${named}) AND branch IS NOT NULL)) ORDER BY id`,
+    `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY(${named}) FOR UPDATE`,
+    `SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY(${named}) ORDER BY awaited, awaiter`,
+    `SELECT awaited, address FROM listeners WHERE awaited = ANY(${named}) ORDER BY awaited, address`,
+  ].join("; ");
 }
 
-export interface PrefetchedRow {
+/** The answers of `prefetchSql`'s statements, in order. */
+export interface PrefetchedRows {
   promises: PromiseRow[];
+  mates: PromiseRow[];
   tasks: TaskRow[];
   callbacks: { awaited: string; awaiter: string }[];
   listeners: { awaited: string; address: string }[];
 }
 
+/** `prefetchSql`'s results (those after BEGIN's) as `PrefetchedRows`. */
+export function prefetchedRows(results: readonly pg.QueryResult[]): PrefetchedRows {
+  assert(results.length === 5, `the prefetch answers five results, not ${results.length}`);
+  const [promises, mates, tasks, callbacks, listeners] = results as [
+    pg.QueryResult<PromiseRow>,
+    pg.QueryResult<PromiseRow>,
+    pg.QueryResult<TaskRow>,
+    pg.QueryResult<{ awaited: string; awaiter: string }>,
+    pg.QueryResult<{ awaited: string; address: string }>,
+  ];
+  return {
+    promises: promises.rows,
+    mates: mates.rows,
+    tasks: tasks.rows,
+    callbacks: callbacks.rows,
+    listeners: listeners.rows,
+  };
+}
+
 /** Stores what `prefetchSql(ids)` answered in `cache`, at layer 0; absent rows are observations too. */
-export function storePrefetched(cache: ReplayCache, ids: readonly string[], row: PrefetchedRow): void {
+export function storePrefetched(cache: ReplayCache, ids: readonly string[], row: PrefetchedRows): void {
   const named = new Set(ids);
-  const promises = new Map<string, StoredPromise>();
-  const branches = new Map<string, StoredPromise[]>();
-  for (const promiseRow of row.promises) {
-    const promise = promiseFromRow(promiseRow);
-    promises.set(promise.id, promise);
-    const branch = promise.tags[TAG.branch];
-    if (branch === undefined) continue;
-    const mates = branches.get(branch) ?? [];
-    mates.push(promise); // rows come in id order, as `promisesInBranch` answers
-    branches.set(branch, mates);
-  }
-  // Every mate of a branch that a named promise is in was selected, so its list is whole.
-  const wholeBranches = new Set<string>();
-  for (const id of named) {
-    const branch = promises.get(id)?.tags[TAG.branch];
-    if (branch !== undefined) wholeBranches.add(branch);
-  }
-  for (const branch of wholeBranches)
-    cache.store({ method: "promisesInBranch", args: [branch] }, branches.get(branch) ?? []);
-  for (const [id, promise] of promises)
-    if (!named.has(id)) cache.store({ method: "promise", key: id }, promise);
+  const promises = new Map(row.promises.map((promiseRow) => [promiseRow.id, promiseFromRow(promiseRow)]));
   for (const id of named) cache.store({ method: "promise", key: id }, promises.get(id));
+  // Every promise of a branch a named promise is in was selected, so each list is whole.
+  const branches = new Map<string, StoredPromise[]>();
+  for (const promise of promises.values()) {
+    const branch = promise.tags[TAG.branch];
+    if (branch !== undefined) branches.set(branch, []);
+  }
+  for (const mateRow of row.mates) {
+    const mate = promiseFromRow(mateRow);
+    branches.get(mate.tags[TAG.branch] as string)?.push(mate); // in id order, as `promisesInBranch` answers
+  }
+  for (const [branch, mates] of branches) cache.store({ method: "promisesInBranch", args: [branch] }, mates);
 
   const tasks = new Map(row.tasks.map((taskRow) => [taskRow.id, taskFromRow(taskRow)]));
   for (const id of named) cache.store({ method: "task", key: id }, tasks.get(id));
