@@ -3,7 +3,7 @@
  * promises its request names (L1), then applies the checks in the spec's order;
  * a failed check writes nothing.
  */
-import { isExternal, isTargeted, type PromiseState } from "../protocol/records.js";
+import { isExternal, isTargeted, isTimer, type PromiseState, SETTLE_ON_CREATE } from "../protocol/records.js";
 import type {
   PromiseCreateRequest,
   PromiseGetRequest,
@@ -24,10 +24,29 @@ export function promiseGet(ctx: StepContext, { data }: PromiseGetRequest): Respo
   return ok({ promise: projectPromise(promise, ctx.now) });
 }
 
+/**
+ * §4.2, and Pledge's `pledge:settle` (ADR 0005): a promise created already settled
+ * is exactly a create followed by a settle at the same `now`, so a retry finds it
+ * and answers it as §4.2 step 2 answers any existing promise. Only a promise
+ * nothing waits on to run may be born settled: not a targeted one (its task) nor
+ * a timer (its deadline is its settlement).
+ */
 export function promiseCreate(ctx: StepContext, { data }: PromiseCreateRequest): Response {
+  const settle = data[SETTLE_ON_CREATE];
+  const tags = data.tags ?? {};
+  if (settle !== undefined && (isTargeted(tags) || isTimer(tags)))
+    return fail(400, `data["${SETTLE_ON_CREATE}"]: a targeted promise or a timer is never created settled`);
   const existing = materialize(ctx, data.id);
   if (existing !== undefined) return ok({ promise: projectPromise(existing, ctx.now) });
-  return ok({ promise: projectPromise(createPromise(ctx, data, ctx.now), ctx.now) });
+  const created = createPromise(ctx, data, ctx.now);
+  if (settle === undefined || created.state !== "pending")
+    return ok({ promise: projectPromise(created, ctx.now) });
+  const settled = settlePromise(ctx, created, {
+    state: settle.state,
+    value: settle.value ?? {},
+    settledAt: ctx.now,
+  });
+  return ok({ promise: projectPromise(settled, ctx.now) });
 }
 
 export function promiseSettle(ctx: StepContext, { data }: PromiseSettleRequest): Response {

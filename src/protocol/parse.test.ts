@@ -1100,6 +1100,8 @@ describe("fast checks (V6)", () => {
       { id: "p", timeoutAt: 5, param: value, tags },
       { tags, param: { data: "x", headers: {} }, timeoutAt: 0, id: "p" },
       { id: "p", timeoutAt: 5 },
+      { id: "p", timeoutAt: 5, "pledge:settle": { state: "resolved", value } },
+      { "pledge:settle": { state: "rejected" }, id: "p", timeoutAt: 5, tags },
     ],
     promiseSettle: [
       settle,

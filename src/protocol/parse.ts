@@ -1,7 +1,6 @@
 /**
- * Validation at the edge (STYLE practice 10): a raw `POST /` body becomes a typed
- * `Request` (requests.ts) or a `ParseFailure` naming the field at fault, once.
- * The core trusts what comes out of here and asserts rather than re-validates.
+ * Validation at the edge (STYLE practice 10): a raw `POST /` body becomes, once, a typed
+ * `Request` (requests.ts), which the core trusts, or a `ParseFailure` naming the field at fault.
  *
  * Two steps, because authentication runs before every other check (PROTOCOL.md,
  * Pledge's decisions):
@@ -11,8 +10,7 @@
  *     `401` unless the `Authorization` header carries the token.)
  *  2. `parseRequest`: the §1.4 order: envelope → version → unknown kind (`400`) →
  *     `debug.*` without debug mode (`403`) → kind-specific `data` (`400`).
- * Size (`413`) is the HTTP layer's check; it builds
- * those failures with the same `ParseFailure` shape and `failureResponse`.
+ * Size (`413`) is the HTTP layer's check, with the same `failureResponse`.
  *
  * Invariants (tests cite them):
  *  V1  Every failure message starts with the field at fault (`data.timeoutAt: …`;
@@ -28,10 +26,17 @@
  *      schema would (same keys, same order); whatever it declines goes to the
  *      schema, which alone words a failure. So error texts have one source.
  */
-import { Cron as CronJob } from "croner";
 import { z } from "zod";
 import { type ErrorCode, protocolError } from "./errors.js";
-import { PROMISE_STATES, PROTOCOL_VERSION, SETTLABLE_STATES, TAG, TASK_STATES } from "./records.js";
+import { cronProblem, isDeliverable } from "./field-checks.js";
+import {
+  PROMISE_STATES,
+  PROTOCOL_VERSION,
+  SETTLABLE_STATES,
+  SETTLE_ON_CREATE,
+  TAG,
+  TASK_STATES,
+} from "./records.js";
 import type {
   FenceAction,
   PromiseCreateData,
@@ -386,11 +391,20 @@ const TaskState = z.enum(TASK_STATES, oneOf(TASK_STATES));
 const LIMIT = "expected an integer from 1 to 1000";
 const Limit = z.int({ error: LIMIT }).min(1, { error: LIMIT }).max(1000, { error: LIMIT });
 
+const CREATE_FIELDS = {
+  id: Id,
+  timeoutAt: NonNegativeInteger,
+  param: Value.optional(),
+  tags: PromiseTags.optional(),
+};
+const SettleOnCreate = z.strictObject({ state: SettlableState, value: Value.optional() }, OBJECT);
+/** `promise.create`'s data, standalone or fenced, with Pledge's `pledge:settle` (ADR 0005). */
 const PromiseCreateDataSchema = z.strictObject(
-  { id: Id, timeoutAt: NonNegativeInteger, param: Value.optional(), tags: PromiseTags.optional() },
+  { ...CREATE_FIELDS, [SETTLE_ON_CREATE]: SettleOnCreate.optional() },
   OBJECT,
 );
-
+/** `task.create`'s promise: the task's own, which is never created settled. */
+const TaskPromiseCreateDataSchema = z.strictObject(CREATE_FIELDS, OBJECT);
 const PromiseSettleDataSchema = z.strictObject(
   { id: Id, state: SettlableState, value: Value.optional() },
   OBJECT,
@@ -404,30 +418,6 @@ function actionOf<K extends string, D extends z.ZodType>(kind: K, data: D) {
     { kind: z.literal(kind, { error: `expected "${kind}"` }), head: z.unknown().optional(), data },
     { error: `expected an object (a ${kind} envelope)` },
   );
-}
-
-function isDeliverable(address: string): boolean {
-  return (
-    address.startsWith("http://") ||
-    address.startsWith("https://") ||
-    (address.startsWith("poll://") && address.includes("@"))
-  );
-}
-
-/**
- * `null` when croner parses it (5 fields, or 6/7 with leading seconds, UTC), else
- * why not. Constructed exactly as `core/cron.ts` does, so what passes here the core
- * can evaluate. (Whether a parseable expression still occurs, e.g. `0 0 30 2 *`
- * never does, depends on `now`: the core judges that.)
- */
-function cronProblem(cron: string): string | null {
-  try {
-    new CronJob(cron, { timezone: "UTC", paused: true, mode: "auto" });
-    return null;
-  } catch (error) {
-    const reason = error instanceof Error ? error.message.replace(/^Cron\w*: /, "") : String(error);
-    return `expected a cron expression of 5 fields, or 6/7 with leading seconds (${reason})`;
-  }
 }
 
 const Cron = z.string(STRING).superRefine((cron, context) => {
@@ -463,7 +453,7 @@ const SCHEMAS = {
     OBJECT,
   ),
   taskCreate: z.strictObject(
-    { pid: Id, ttl: NonNegativeInteger, action: actionOf("promise.create", PromiseCreateDataSchema) },
+    { pid: Id, ttl: NonNegativeInteger, action: actionOf("promise.create", TaskPromiseCreateDataSchema) },
     OBJECT,
   ),
   taskAcquire: z.strictObject(
@@ -568,8 +558,13 @@ function fastValue(value: unknown): z.output<typeof Value> | undefined | null {
 }
 
 const PROMISE_CREATE_KEYS = keysOf(PromiseCreateDataSchema);
-function fastPromiseCreate(data: JsonObject): PromiseCreateData | undefined {
-  if (!hasOnlyKeys(data, PROMISE_CREATE_KEYS)) return undefined;
+const TASK_PROMISE_CREATE_KEYS = keysOf(TaskPromiseCreateDataSchema);
+const SETTLE_ON_CREATE_KEYS = keysOf(SettleOnCreate);
+const SETTLABLE: ReadonlySet<unknown> = new Set(SETTLABLE_STATES);
+const fastPromiseCreate = (data: JsonObject) => fastCreate(data, PROMISE_CREATE_KEYS);
+const fastTaskPromiseCreate = (data: JsonObject) => fastCreate(data, TASK_PROMISE_CREATE_KEYS);
+function fastCreate(data: JsonObject, keys: ReadonlySet<string>): PromiseCreateData | undefined {
+  if (!hasOnlyKeys(data, keys)) return undefined;
   const { id, timeoutAt, tags } = data;
   if (!isId(id) || !isNonNegativeInteger(timeoutAt)) return undefined;
   const param = fastValue(data.param);
@@ -578,11 +573,17 @@ function fastPromiseCreate(data: JsonObject): PromiseCreateData | undefined {
   const out: PromiseCreateData = { id, timeoutAt };
   if (param !== undefined) out.param = param;
   if (tags !== undefined) out.tags = tags;
+  const settle = data[SETTLE_ON_CREATE];
+  if (settle === undefined) return out;
+  if (!hasOnlyKeys(settle, SETTLE_ON_CREATE_KEYS) || !SETTLABLE.has(settle.state)) return undefined;
+  const value = fastValue(settle.value);
+  if (value === null) return undefined;
+  const state = settle.state as PromiseSettleData["state"];
+  out[SETTLE_ON_CREATE] = value === undefined ? { state } : { state, value };
   return out;
 }
 
 const PROMISE_SETTLE_KEYS = keysOf(PromiseSettleDataSchema);
-const SETTLABLE: ReadonlySet<unknown> = new Set(SETTLABLE_STATES);
 function fastPromiseSettle(data: JsonObject): PromiseSettleData | undefined {
   if (!hasOnlyKeys(data, PROMISE_SETTLE_KEYS)) return undefined;
   const { id, state } = data;
@@ -644,7 +645,7 @@ function fastTaskCreate(data: JsonObject): z.output<(typeof SCHEMAS)["taskCreate
   if (!hasOnlyKeys(data, TASK_CREATE_KEYS)) return undefined;
   const { pid, ttl } = data;
   if (!isId(pid) || !isNonNegativeInteger(ttl)) return undefined;
-  const action = fastAction(data.action, "promise.create", fastPromiseCreate);
+  const action = fastAction(data.action, "promise.create", fastTaskPromiseCreate);
   return action === undefined ? undefined : { pid, ttl, action };
 }
 

@@ -24,6 +24,14 @@ export type PromiseState = (typeof PROMISE_STATES)[number];
 
 /** States a client may ask for in `promise.settle` / `task.fulfill` (§3.5). */
 export const SETTLABLE_STATES = ["resolved", "rejected", "rejected_canceled"] as const;
+
+/**
+ * Pledge's extension of `promise.create` data (ADR 0005, docs/interop.md): the
+ * promise is created already settled, as if a settle followed in the same
+ * request. A server that does not know the field creates the promise pending, and
+ * the SDK, seeing it pending, settles it.
+ */
+export const SETTLE_ON_CREATE = "pledge:settle";
 export type SettlableState = (typeof SETTLABLE_STATES)[number];
 
 export interface PromiseRecord {

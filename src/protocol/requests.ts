@@ -19,6 +19,8 @@ export interface PromiseCreateData {
   timeoutAt: number;
   param?: Value;
   tags?: Tags;
+  /** `SETTLE_ON_CREATE` (records.ts): created already settled. Not in `task.create`. */
+  "pledge:settle"?: { state: SettlableState; value?: Value };
 }
 
 export interface PromiseSettleData {

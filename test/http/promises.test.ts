@@ -223,6 +223,111 @@ describe("promise.create", () => {
     expect(reply.data).toContain("timeoutAt");
   });
 
+  describe('Pledge\'s "pledge:settle" (ADR 0005)', () => {
+    const SETTLE = "pledge:settle";
+
+    test("creates the promise already settled, as a create then a settle at the same instant", async () => {
+      const { c } = h;
+      c.at(100);
+      const made = expectOk(
+        await c.call("promise.create", {
+          id: "p",
+          timeoutAt: 1000,
+          param: { data: "AA==" },
+          [SETTLE]: { state: "resolved", value: { data: "eA==" } },
+        }),
+      ).promise;
+      expect(made).toMatchObject({
+        state: "resolved",
+        value: { data: "eA==" },
+        createdAt: 100,
+        settledAt: 100,
+      });
+      expect(expectOk(await c.call("promise.get", { id: "p" })).promise).toStrictEqual(made);
+      const snap = await c.snap();
+      expect(snap.promiseTimeouts).toHaveLength(0);
+    });
+
+    test("a replay answers the record made the first time, whatever it asks now", async () => {
+      const { c } = h;
+      c.at(100);
+      const first = expectOk(
+        await c.call("promise.create", { id: "p", timeoutAt: 1000, [SETTLE]: { state: "rejected" } }),
+      );
+      c.at(200);
+      const again = expectOk(
+        await c.call("promise.create", {
+          id: "p",
+          timeoutAt: 1000,
+          [SETTLE]: { state: "resolved", value: { data: "x" } },
+        }),
+      );
+      expect(again.promise).toStrictEqual(first.promise);
+      expect(first.promise.state).toBe("rejected");
+    });
+
+    test("an existing pending promise is answered pending: the extension never settles what it did not create", async () => {
+      const { c } = h;
+      c.at(100);
+      await c.createPromise("p", 1000);
+      const reply = expectOk(
+        await c.call("promise.create", { id: "p", timeoutAt: 1000, [SETTLE]: { state: "resolved" } }),
+      );
+      expect(reply.promise.state).toBe("pending");
+    });
+
+    test("a promise born past its deadline is timed out, not settled as asked", async () => {
+      const { c } = h;
+      c.at(2000);
+      const reply = expectOk(
+        await c.call("promise.create", { id: "p", timeoutAt: 1000, [SETTLE]: { state: "resolved" } }),
+      );
+      expect(reply.promise.state).toBe("rejected_timedout");
+    });
+
+    test("refuses a targeted promise or a timer with 400 naming the field, and creates nothing", async () => {
+      const { c } = h;
+      c.at(100);
+      for (const tags of [targeted(), timer()]) {
+        const reply = await c.call("promise.create", {
+          id: "p",
+          timeoutAt: 1000,
+          tags,
+          [SETTLE]: { state: "resolved" },
+        });
+        expectError(reply, 400);
+        expect(reply.data).toContain(`data["${SETTLE}"]`);
+      }
+      expectError(await c.call("promise.get", { id: "p" }), 404);
+    });
+
+    test("a bad settlement is a 400 naming the field; task.create does not take the extension", async () => {
+      const { c } = h;
+      c.at(100);
+      for (const settle of [
+        { state: "pending" },
+        { state: "resolved", extra: 1 },
+        "resolved",
+        { state: "resolved", value: 7 },
+      ]) {
+        const reply = await c.call("promise.create", { id: "p", timeoutAt: 1000, [SETTLE]: settle });
+        expectError(reply, 400);
+        expect(reply.data).toContain(SETTLE);
+      }
+      const task = await c.call("task.create", {
+        pid: "w",
+        ttl: 1000,
+        action: {
+          kind: "promise.create",
+          head: {},
+          data: { id: "t", timeoutAt: 1000, tags: targeted(), [SETTLE]: { state: "resolved" } },
+        },
+      });
+      expectError(task, 400);
+      expect(task.data).toContain(SETTLE);
+    });
+  });
+
   test("a timer that is also targeted is accepted: it gets a task and an execute, and resolves at its deadline", async () => {
     const { c } = h;
     c.at(100);

@@ -1088,6 +1088,27 @@ describe("preload", () => {
     expect(fenced.preload).toStrictEqual(await expected(c));
   });
 
+  test('a fenced create with "pledge:settle" makes a settled branch-mate, in the preload it answers', async () => {
+    const { c } = h;
+    await family(c);
+    c.at(500);
+    expectOk(await c.acquire("r", 0));
+    const fenced = expectOk(
+      await c.fence("r", 1, {
+        kind: "promise.create",
+        data: {
+          id: "r.9",
+          timeoutAt: 9000,
+          tags: { [TAG_BRANCH]: "r" },
+          "pledge:settle": { state: "resolved", value: { data: "eA==" } },
+        },
+      }),
+    );
+    expect(fenced.action.head.status).toBe(200);
+    expect(fenced.action.data.promise).toMatchObject({ id: "r.9", state: "resolved", settledAt: 500 });
+    expect(fenced.preload).toContainEqual(fenced.action.data.promise);
+  });
+
   test("a task.suspend answered 300 carries the branch-mates as preload", async () => {
     const { c } = h;
     await family(c);
