@@ -20,7 +20,7 @@
  */
 import type { Timers } from "../lib/clock.js";
 import { parseRequest } from "../protocol/parse.js";
-import type { OutgoingMessage } from "../protocol/records.js";
+import { type OutgoingMessage, PROTOCOL_EXTENSIONS } from "../protocol/records.js";
 import type { Response } from "../protocol/requests.js";
 import {
   type Network,
@@ -75,6 +75,11 @@ export class EmbeddedNetwork implements Network {
     this.newId = options.newId ?? (() => globalThis.crypto.randomUUID());
     this.retry = options.retry ?? SEND_RETRY;
     this.backoff = new Backoff(options.timers ?? processTimers, options.random ?? Math.random);
+  }
+
+  /** In process: the same core as the server, so every extension it takes. */
+  supports(extension: string): boolean {
+    return PROTOCOL_EXTENSIONS.has(extension);
   }
 
   async send(request: NetworkRequest): Promise<Response> {

@@ -32,6 +32,11 @@ export const SETTLABLE_STATES = ["resolved", "rejected", "rejected_canceled"] as
  * the SDK, seeing it pending, settles it.
  */
 export const SETTLE_ON_CREATE = "pledge:settle";
+
+/** The HTTP response header in which a Pledge server names the extensions it takes. */
+export const EXTENSIONS_HEADER = "Pledge-Extensions";
+/** `settle-on-create`: `SETTLE_ON_CREATE`, and preload of every branch-mate (ADR 0005). */
+export const PROTOCOL_EXTENSIONS: ReadonlySet<string> = new Set(["settle-on-create"]);
 export type SettlableState = (typeof SETTLABLE_STATES)[number];
 
 export interface PromiseRecord {

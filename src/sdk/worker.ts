@@ -52,6 +52,27 @@ interface Held {
   adopted?: { task: TaskRecord; promise: PromiseRecord; preload: PromiseRecord[]; validUntil: number };
 }
 
+/**
+ * Whether this worker uses a protocol extension: while the server says it takes it
+ * (`Network.supports`), until one refusal turns it off (ADR 0005).
+ */
+class ExtensionSwitch {
+  private refused = false;
+
+  constructor(
+    private readonly network: Network,
+    private readonly extension: string,
+  ) {}
+
+  get supported(): boolean {
+    return !this.refused && (this.network.supports?.(this.extension) ?? false);
+  }
+
+  set supported(value: boolean) {
+    this.refused = !value;
+  }
+}
+
 export class Worker {
   private readonly held = new Map<string, Held>();
   private readonly waiting: { id: string; version: number }[] = [];
@@ -71,6 +92,7 @@ export class Worker {
       group: options.group,
       pid: options.pid,
       context: (frame, execution) => new Context(frame, execution, options.clock),
+      settleOnCreate: new ExtensionSwitch(options.network, "settle-on-create"),
       holdsLease: (task) => {
         const held = this.held.get(task.id);
         return (

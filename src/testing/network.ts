@@ -28,7 +28,7 @@ import { AssertionError } from "../lib/assert.js";
 import type { Timers } from "../lib/clock.js";
 import { silentLogger } from "../lib/logger.js";
 import { parseRequest } from "../protocol/parse.js";
-import type { OutgoingMessage } from "../protocol/records.js";
+import { type OutgoingMessage, PROTOCOL_EXTENSIONS } from "../protocol/records.js";
 import type { Request, Response } from "../protocol/requests.js";
 import {
   type Network,
@@ -209,6 +209,11 @@ export class SimNetwork implements Network {
     this.unicast = `poll://uni@${options.group}/${options.pid}`;
     this.anycast = `poll://any@${options.group}/${options.pid}`;
     this.backoff = new Backoff(options.kernel.timersFor(options.node), () => this.random.next());
+  }
+
+  /** The simulated server runs the real core, so it takes every extension. */
+  supports(extension: string): boolean {
+    return PROTOCOL_EXTENSIONS.has(extension);
   }
 
   async send(request: NetworkRequest): Promise<Response> {

@@ -224,6 +224,23 @@ function sharedBehaviours(open: () => Promise<Network>) {
 describe("remote network", () => {
   sharedBehaviours(async () => remote((await serve()).url));
 
+  test("learns from the Pledge-Extensions header which extensions the server takes (ADR 0005)", async () => {
+    const pledgeServer = remote((await serve()).url);
+    expect(pledgeServer.supports("settle-on-create")).toBe(false); // nothing heard yet
+    await pledgeServer.send({ kind: "promise.get", data: { id: "nope" } });
+    expect(pledgeServer.supports("settle-on-create")).toBe(true);
+    expect(pledgeServer.supports("something-else")).toBe(false);
+    const other = remote(
+      await fakeServer((request, body, response) => {
+        const head = { corrId: JSON.parse(body).head.corrId, status: 404, version: "2026-04-01" };
+        response.writeHead(404, { "content-type": "application/json" });
+        response.end(JSON.stringify({ kind: "promise.get", head, data: "not found" }));
+      }),
+    );
+    await other.send({ kind: "promise.get", data: { id: "nope" } });
+    expect(other.supports("settle-on-create")).toBe(false);
+  });
+
   test("the token travels with every request and a wrong one is rejected with 401", async () => {
     const server = await serve({ authToken: "s3cret" });
     const good = remote(server.url, { token: "s3cret" });

@@ -60,7 +60,8 @@ it("a worker whose lease lapsed unnoticed does not run a step the next holder al
     return client;
   };
 
-  // The first worker: once it asks to create step "b", that answer comes back 25 s late,
+  // The first worker: the answer to the write that records step "a" (its settle, or its
+  // creation settled, ADR 0005), the last before step "b" may run, comes back 25 s late,
   // and from then on its heartbeats go nowhere (so its lease lapses unnoticed).
   let stalled = false;
   spawn("first", "workers", (network, node) => ({
@@ -71,11 +72,13 @@ it("a worker whose lease lapsed unnoticed does not run a step the next holder al
     async send(request: NetworkRequest): Promise<Response> {
       if (stalled && request.kind === "task.heartbeat") return new Promise(() => {});
       const response = await network.send(request);
-      const creates =
-        request.kind === "task.fence" &&
-        request.data.action.kind === "promise.create" &&
-        request.data.action.data.id.endsWith(".2");
-      if (!creates) return response;
+      const action = request.kind === "task.fence" ? request.data.action : undefined;
+      const recordsA =
+        action !== undefined &&
+        action.kind !== "invalid" &&
+        action.data.id.endsWith(".1") &&
+        (action.kind === "promise.settle" || "pledge:settle" in action.data);
+      if (!recordsA) return response;
       stalled = true;
       return new Promise((resolve) => kernel.schedule(node, 25_000, () => resolve(response)));
     },

@@ -33,7 +33,7 @@
  */
 import { assert } from "../../lib/assert.js";
 import type { Clock, Timers } from "../../lib/clock.js";
-import { type PromiseRecord, TAG, type Tags, type Value } from "../../protocol/records.js";
+import { type PromiseRecord, SETTLE_ON_CREATE, TAG, type Tags, type Value } from "../../protocol/records.js";
 import type { PromiseCreateData, Response } from "../../protocol/requests.js";
 import { decode, encode, SerializationError, toError } from "../codec.js";
 import type { Network } from "../network/network.js";
@@ -75,6 +75,12 @@ export interface ExecutionEnvironment {
    * always (a caller that does not track leases relies on the server's fencing alone).
    */
   holdsLease?: (task: { id: string; version: number }) => boolean;
+  /**
+   * Whether a leaf step's two writes are folded into one (`pledge:settle`, ADR
+   * 0005), shared by the executions of one worker: a server that refuses the field
+   * turns it off for them all. Absent: never folded.
+   */
+  settleOnCreate?: { supported: boolean };
 }
 
 export type Outcome =
@@ -111,6 +117,11 @@ export class Frame {
   awaiting = 0;
   /** The frame's function has not returned yet (or is waiting for its children). */
   pending = true;
+  /**
+   * Makes the frame's own promise durable before a child's is written, when the
+   * frame's creation was put off (a step that may turn out to be a leaf, ADR 0005).
+   */
+  checkpoint: (() => Promise<unknown>) | undefined;
 
   constructor(
     readonly id: string,
@@ -368,11 +379,25 @@ export class Execution implements FutureObserver {
       ...options.tags,
       ...this.trace.call("run", name, id),
     };
-    // Only the two writes count as in flight: while the step's function runs, its
+    // Only the writes count as in flight: while the step's function runs, its
     // frame says whether it works or waits, so a nested function can block too.
+    // A step not yet recorded is created settled, in one write, once it returns
+    // (ADR 0005): it runs again after a crash either way. Only if it makes durable
+    // calls of its own is it created first, pending, before the first of them.
+    // "Not yet recorded" must be known without asking: only when the server
+    // preloaded this branch whole, which a server that takes the extension does
+    // for the task promise's branch; otherwise the create answers what is recorded (X2).
+    const fold =
+      recorded === undefined &&
+      options.id === undefined &&
+      frame.branch === this.rootRecord.tags[TAG.branch] &&
+      this.env.settleOnCreate?.supported === true;
     void (async () => {
-      if (recorded === undefined) {
-        const created = await this.track(() => this.fenceCreate({ id, timeoutAt, param, tags }));
+      if (recorded === undefined && !fold) {
+        const created = await this.track(async () => {
+          await this.checkpoint(frame);
+          return this.fenceCreate({ id, timeoutAt, param, tags });
+        });
         // Not preloaded (a remote child's record, say): the create answers what is recorded (X2).
         if (created === undefined || !this.matches(created, "local", name, future)) return;
         if (created.state !== "pending") {
@@ -381,6 +406,13 @@ export class Execution implements FutureObserver {
         }
       }
       const child = new Frame(id, timeoutAt, name, frame.branch, frame.origin);
+      let checkpointed: Promise<PromiseRecord | undefined> | undefined;
+      if (fold)
+        child.checkpoint = () =>
+          (checkpointed ??= this.track(async () => {
+            await this.checkpoint(frame);
+            return this.fenceCreate({ id, timeoutAt, param, tags });
+          }));
       if (!(this.env.holdsLease?.(this.task) ?? true)) {
         this.abandon(
           `task ${this.task.id} v${this.task.version}: the lease may have lapsed; ${id} not started`,
@@ -388,12 +420,59 @@ export class Execution implements FutureObserver {
         return;
       }
       const result = await this.attempts(child, fn, args, options);
-      const settled = await this.track(() => this.fenceSettle(id, result));
-      if (settled !== undefined) this.settleFrom(future, settled);
+      if (checkpointed !== undefined) {
+        const created = await checkpointed;
+        if (created === undefined || !this.matches(created, "local", name, future)) return;
+        if (created.state !== "pending") {
+          this.settleFrom(future, created);
+          return;
+        }
+      }
+      const settled =
+        fold && checkpointed === undefined
+          ? await this.track(async () => {
+              await this.checkpoint(frame);
+              return this.createSettled({ id, timeoutAt, param, tags }, result);
+            })
+          : await this.track(() => this.fenceSettle(id, result));
+      if (settled !== undefined && this.matches(settled, "local", name, future))
+        this.settleFrom(future, settled);
     })().catch((error: unknown) => {
       if (!future.settled && !this.finished) future.reject(toError(error));
     });
     return future;
+  }
+
+  /** Before a child of `frame` is written: `frame`'s own promise, if its creation was put off. */
+  private async checkpoint(frame: Frame): Promise<void> {
+    await frame.checkpoint?.();
+  }
+
+  /**
+   * A leaf step's one write: its promise created settled with `result` (ADR 0005).
+   * A server without the extension creates it pending (then it is settled here),
+   * or refuses the field (then it is created and settled in two writes, and no
+   * step of this worker asks again).
+   */
+  private async createSettled(
+    data: PromiseCreateData,
+    result: { state: "resolved" | "rejected"; value: Value },
+  ): Promise<PromiseRecord | undefined> {
+    const folded = await this.fence(
+      {
+        kind: "promise.create",
+        data: { ...data, [SETTLE_ON_CREATE]: { state: result.state, value: result.value } },
+      },
+      { refusable: true },
+    );
+    if (folded === "refused") {
+      if (this.env.settleOnCreate !== undefined) this.env.settleOnCreate.supported = false;
+      const created = await this.fenceCreate(data);
+      if (created === undefined || created.state !== "pending") return created;
+      return this.fenceSettle(data.id, result);
+    }
+    if (folded === undefined || folded.state !== "pending") return folded;
+    return this.fenceSettle(data.id, result);
   }
 
   private durableCall(
@@ -412,7 +491,10 @@ export class Execution implements FutureObserver {
       this.settleFrom(future, recorded);
       return future;
     }
-    const creation = this.track(() => this.fenceCreate(this.traced(kind, name, data())))
+    const creation = this.track(async () => {
+      await this.checkpoint(frame);
+      return this.fenceCreate(this.traced(kind, name, data()));
+    })
       .then((created) => {
         if (created === undefined || !this.matches(created, kind, name, future)) return;
         this.learn(created);
@@ -611,12 +693,26 @@ export class Execution implements FutureObserver {
     return this.fence({ kind: "promise.settle", data: { id, state: result.state, value: result.value } });
   }
 
-  /** A write under the task's lease; a lost lease abandons the execution (X4). */
+  /**
+   * A write under the task's lease; a lost lease abandons the execution (X4).
+   * `refusable`: an inner `400` answers "refused" instead of failing the call (a
+   * server that does not take an extension).
+   */
   private async fence(
     action:
       | { kind: "promise.create"; data: PromiseCreateData }
       | { kind: "promise.settle"; data: { id: string; state: "resolved" | "rejected"; value: Value } },
-  ): Promise<PromiseRecord | undefined> {
+  ): Promise<PromiseRecord | undefined>;
+  private async fence(
+    action: { kind: "promise.create"; data: PromiseCreateData },
+    options: { refusable: true },
+  ): Promise<PromiseRecord | "refused" | undefined>;
+  private async fence(
+    action:
+      | { kind: "promise.create"; data: PromiseCreateData }
+      | { kind: "promise.settle"; data: { id: string; state: "resolved" | "rejected"; value: Value } },
+    options?: { refusable: true },
+  ): Promise<PromiseRecord | "refused" | undefined> {
     if (this.finished) return undefined;
     const response: Response = await this.env.network.send({
       kind: "task.fence",
@@ -630,6 +726,7 @@ export class Execution implements FutureObserver {
       return undefined;
     }
     const inner = (response.data as { action: { head: { status: number }; data: unknown } }).action;
+    if (inner.head.status === 400 && options?.refusable === true) return "refused";
     if (inner.head.status !== 200) throw new Error(`${action.kind} ${action.data.id}: ${String(inner.data)}`);
     return (inner.data as { promise: PromiseRecord }).promise;
   }

@@ -30,6 +30,11 @@ export interface Network {
   readonly unicast: string;
   readonly anycast: string;
   send(request: NetworkRequest): Promise<Response>;
+  /**
+   * Whether the server takes a protocol extension (`PROTOCOL_EXTENSIONS`), as far
+   * as its answers so far tell (ADR 0005). Absent: none.
+   */
+  supports?(extension: string): boolean;
   /** Starts receiving this process's messages; returns a function that stops. */
   subscribe(onMessage: (message: OutgoingMessage) => void): () => void;
   close(): Promise<void>;

@@ -49,7 +49,7 @@ import {
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { urlToHttpOptions } from "node:url";
 import type { Timers } from "../../lib/clock.js";
-import { type OutgoingMessage, PROTOCOL_VERSION } from "../../protocol/records.js";
+import { EXTENSIONS_HEADER, type OutgoingMessage, PROTOCOL_VERSION } from "../../protocol/records.js";
 import type { ErrorDetail, Response } from "../../protocol/requests.js";
 import { type Network, NetworkClosedError, type NetworkRequest, ProtocolRejection } from "./network.js";
 
@@ -237,6 +237,8 @@ export class RemoteNetwork implements Network {
   private readonly inFlight = new Set<(reason: string) => void>();
   private readonly subscriptions = new Set<PollSubscription>();
   private closed = false;
+  /** What the server's `Pledge-Extensions` header named on its latest answer (ADR 0005). */
+  private extensions: ReadonlySet<string> = new Set();
 
   constructor(options: RemoteNetworkOptions) {
     let parsed: URL;
@@ -320,6 +322,16 @@ export class RemoteNetwork implements Network {
     return this.token === undefined ? extra : { ...extra, authorization: `Bearer ${this.token}` };
   }
 
+  supports(extension: string): boolean {
+    return this.extensions.has(extension);
+  }
+
+  /** The server's latest word on its extensions (a server may be replaced by another behind a URL). */
+  private noteExtensions(header: string | string[] | undefined): void {
+    const named = typeof header === "string" ? header.split(",").map((name) => name.trim()) : [];
+    this.extensions = new Set(named.filter((name) => name !== ""));
+  }
+
   /** One POST, its answer read in full, within `requestTimeoutMs`. Never throws (nor rejects). */
   private attempt(kind: string, corrId: string, body: Buffer): Promise<Attempt> {
     let request: ClientRequest;
@@ -355,6 +367,7 @@ export class RemoteNetwork implements Network {
       this.inFlight.add(end);
       request.on("error", (error) => settle({ kind: "retry", reason: describeRequestFailure(error) }));
       request.on("response", (response) => {
+        this.noteExtensions(response.headers[EXTENSIONS_HEADER.toLowerCase()]);
         let text = "";
         response.setEncoding("utf8");
         response.on("data", (chunk: string) => {

@@ -23,7 +23,7 @@ import type { Logger } from "../../lib/logger.js";
 import { startSpan, type TraceSpan } from "../../lib/tracing.js";
 import { type ErrorCode, protocolError } from "../../protocol/errors.js";
 import { decodeBody, failureResponse, parseRequest } from "../../protocol/parse.js";
-import { PROTOCOL_VERSION } from "../../protocol/records.js";
+import { EXTENSIONS_HEADER, PROTOCOL_EXTENSIONS, PROTOCOL_VERSION } from "../../protocol/records.js";
 import type { Response as ProtocolResponse } from "../../protocol/requests.js";
 import { StoreUnavailableError } from "../../store/store.js";
 import type { ServerShell } from "../shell.js";
@@ -51,9 +51,14 @@ export interface EndpointAnswer {
   body: string;
 }
 
-/** The one header set of every protocol answer (W2); shared, never modified. */
+/**
+ * The one header set of every protocol answer (W2); shared, never modified.
+ * `Pledge-Extensions` names the protocol extensions this server takes (ADR 0005),
+ * so that Pledge's SDK uses them only here; other clients ignore the header.
+ */
 export const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   "Content-Type": "application/json",
+  [EXTENSIONS_HEADER]: [...PROTOCOL_EXTENSIONS].join(", "),
 });
 
 function envelope(kind: string, corrId: string, response: ProtocolResponse): string {

@@ -111,7 +111,8 @@ export async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<vo
   writeSets(statement, "callbacks", "awaiter", effect.callbacks, (id) => id);
   writeSets(statement, "listeners", "address", effect.listeners, encodeText);
   writeOutbox(statement, effect.outbox);
-  if (statement.text !== undefined) await client.query(statement.text, statement.parameters);
+  const text = statement.text;
+  if (text !== undefined) await client.query({ name: preparedName(text), text, values: statement.parameters });
 }
 
 function writePromises(statement: Statement, promises: Map<string, StoredPromise | null>): void {
@@ -352,6 +353,21 @@ function writeOutbox(statement: Statement, outbox: Map<string, OutboxEntry | nul
       `SELECT * FROM unnest(${columns.join(", ")}) ON CONFLICT (key) DO UPDATE SET ` +
       "address = excluded.address, message = excluded.message, created_at = excluded.created_at",
   );
+}
+
+/**
+ * A name per distinct flush text, so that each connection parses and plans it once
+ * (a handful of texts: which tables a batch writes). Planning these CTEs costs as
+ * much as running them.
+ */
+const preparedNames = new Map<string, string>();
+function preparedName(text: string): string {
+  let name = preparedNames.get(text);
+  if (name === undefined) {
+    name = `pledge_flush_${preparedNames.size + 1}`;
+    preparedNames.set(text, name);
+  }
+  return name;
 }
 
 function encodeBranch(branch: string | undefined): string | null {
