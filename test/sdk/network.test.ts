@@ -231,7 +231,7 @@ describe("remote network", () => {
     expect(pledgeServer.supports("settle-on-create")).toBe(true);
     expect(pledgeServer.supports("something-else")).toBe(false);
     const other = remote(
-      await fakeServer((request, body, response) => {
+      await fakeServer((_request, body, response) => {
         const head = { corrId: JSON.parse(body).head.corrId, status: 404, version: "2026-04-01" };
         response.writeHead(404, { "content-type": "application/json" });
         response.end(JSON.stringify({ kind: "promise.get", head, data: "not found" }));

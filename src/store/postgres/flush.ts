@@ -112,7 +112,8 @@ export async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<vo
   writeSets(statement, "listeners", "address", effect.listeners, encodeText);
   writeOutbox(statement, effect.outbox);
   const text = statement.text;
-  if (text !== undefined) await client.query({ name: preparedName(text), text, values: statement.parameters });
+  if (text !== undefined)
+    await client.query({ name: preparedName(text), text, values: statement.parameters });
 }
 
 function writePromises(statement: Statement, promises: Map<string, StoredPromise | null>): void {
