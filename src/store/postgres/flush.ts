@@ -105,193 +105,92 @@ export async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<vo
   const effect = netEffect(pass);
   if (effect.reset) await client.query("TRUNCATE promises, tasks, schedules, callbacks, listeners, outbox");
   const statement = new Statement();
-  writePromises(statement, effect.promises);
-  writeTasks(statement, effect.tasks);
-  writeSchedules(statement, effect.schedules);
+  writeTable(statement, "promises", "id", PROMISE_ROW, effect.promises, { jsonb: ["tags_index"] });
+  writeTable(statement, "tasks", "id", TASK_ROW, effect.tasks);
+  writeTable(statement, "schedules", "id", SCHEDULE_ROW, effect.schedules, { jsonb: ["promise_tags_index"] });
   writeSets(statement, "callbacks", "awaiter", effect.callbacks, (id) => id);
   writeSets(statement, "listeners", "address", effect.listeners, encodeText);
-  writeOutbox(statement, effect.outbox);
+  writeTable(statement, "outbox", "key", OUTBOX_ROW, effect.outbox, { encodeKey: encodeText });
   const text = statement.text;
   if (text !== undefined)
     await client.query({ name: preparedName(text), text, values: statement.parameters });
 }
 
-function writePromises(statement: Statement, promises: Map<string, StoredPromise | null>): void {
-  const gone = deleted(promises);
-  if (gone.length > 0)
-    statement.add(`DELETE FROM promises WHERE id = ANY(${statement.parameter(gone, "text[]")})`);
-  const kept = written(promises);
-  if (kept.length === 0) return;
-  const columns = [
-    statement.parameter(
-      kept.map((promise) => promise.id),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((promise) => promise.state),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((promise) => JSON.stringify(promise.param)),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((promise) => JSON.stringify(promise.value)),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((promise) => JSON.stringify(promise.tags)),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((promise) => encodeBranch(promise.tags[TAG.branch])),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((promise) => promise.timeoutAt),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((promise) => promise.createdAt),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((promise) => promise.settledAt ?? null),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((promise) => promise.armed),
-      "boolean[]",
-    ),
-    statement.parameter(
-      kept.map((promise) => encodedTagsJson(promise.tags)),
-      "text[]",
-    ),
-  ];
-  statement.add(
-    "INSERT INTO promises (id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index) " +
-      "SELECT id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index::jsonb " +
-      `FROM unnest(${columns.join(", ")}) ` +
-      "AS t(id, state, param, value, tags, branch, timeout_at, created_at, settled_at, armed, tags_index) " +
-      "ON CONFLICT (id) DO UPDATE SET " +
-      "state = excluded.state, param = excluded.param, value = excluded.value, tags = excluded.tags, " +
-      "tags_index = excluded.tags_index, branch = excluded.branch, timeout_at = excluded.timeout_at, " +
-      "created_at = excluded.created_at, settled_at = excluded.settled_at, armed = excluded.armed",
-  );
-}
+/** A column of a table written from records `R`: its name, its SQL array type, its value. */
+type Column<R> = readonly [name: string, type: string, read: (record: R) => unknown];
 
-function writeTasks(statement: Statement, tasks: Map<string, StoredTask | null>): void {
-  const gone = deleted(tasks);
-  if (gone.length > 0)
-    statement.add(`DELETE FROM tasks WHERE id = ANY(${statement.parameter(gone, "text[]")})`);
-  const kept = written(tasks);
-  if (kept.length === 0) return;
-  const columns = [
-    statement.parameter(
-      kept.map((task) => task.id),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((task) => task.state),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((task) => task.version),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((task) => JSON.stringify(task.resumeIds)),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((task) => task.pid ?? null),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((task) => task.ttl ?? null),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((task) => task.expiresAt ?? null),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((task) => task.retryAt ?? null),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((task) => task.retryAt ?? task.expiresAt ?? null),
-      "bigint[]",
-    ),
-  ];
-  statement.add(
-    "INSERT INTO tasks (id, state, version, resume_ids, pid, ttl, expires_at, retry_at, due_at) " +
-      `SELECT * FROM unnest(${columns.join(", ")}) ON CONFLICT (id) DO UPDATE SET ` +
-      "state = excluded.state, version = excluded.version, resume_ids = excluded.resume_ids, " +
-      "pid = excluded.pid, ttl = excluded.ttl, expires_at = excluded.expires_at, " +
-      "retry_at = excluded.retry_at, due_at = excluded.due_at",
-  );
-}
+const PROMISE_ROW: readonly Column<StoredPromise>[] = [
+  ["id", "text[]", (promise) => promise.id],
+  ["state", "text[]", (promise) => promise.state],
+  ["param", "text[]", (promise) => JSON.stringify(promise.param)],
+  ["value", "text[]", (promise) => JSON.stringify(promise.value)],
+  ["tags", "text[]", (promise) => JSON.stringify(promise.tags)],
+  ["branch", "text[]", (promise) => encodeBranch(promise.tags[TAG.branch])],
+  ["timeout_at", "bigint[]", (promise) => promise.timeoutAt],
+  ["created_at", "bigint[]", (promise) => promise.createdAt],
+  ["settled_at", "bigint[]", (promise) => promise.settledAt ?? null],
+  ["armed", "boolean[]", (promise) => promise.armed],
+  ["tags_index", "text[]", (promise) => encodedTagsJson(promise.tags)],
+];
 
-function writeSchedules(statement: Statement, schedules: Map<string, StoredSchedule | null>): void {
-  const gone = deleted(schedules);
+const TASK_ROW: readonly Column<StoredTask>[] = [
+  ["id", "text[]", (task) => task.id],
+  ["state", "text[]", (task) => task.state],
+  ["version", "bigint[]", (task) => task.version],
+  ["resume_ids", "text[]", (task) => JSON.stringify(task.resumeIds)],
+  ["pid", "text[]", (task) => task.pid ?? null],
+  ["ttl", "bigint[]", (task) => task.ttl ?? null],
+  ["expires_at", "bigint[]", (task) => task.expiresAt ?? null],
+  ["retry_at", "bigint[]", (task) => task.retryAt ?? null],
+  ["due_at", "bigint[]", (task) => task.retryAt ?? task.expiresAt ?? null],
+];
+
+const SCHEDULE_ROW: readonly Column<StoredSchedule>[] = [
+  ["id", "text[]", (schedule) => schedule.id],
+  ["cron", "text[]", (schedule) => schedule.cron],
+  ["promise_id", "text[]", (schedule) => schedule.promiseId],
+  ["promise_timeout", "bigint[]", (schedule) => schedule.promiseTimeout],
+  ["promise_param", "text[]", (schedule) => JSON.stringify(schedule.promiseParam)],
+  ["promise_tags", "text[]", (schedule) => JSON.stringify(schedule.promiseTags)],
+  ["created_at", "bigint[]", (schedule) => schedule.createdAt],
+  ["next_run_at", "bigint[]", (schedule) => schedule.nextRunAt],
+  ["last_run_at", "bigint[]", (schedule) => schedule.lastRunAt ?? null],
+  ["promise_tags_index", "text[]", (schedule) => encodedTagsJson(schedule.promiseTags)],
+];
+
+const OUTBOX_ROW: readonly Column<OutboxEntry>[] = [
+  ["key", "text[]", (entry) => encodeText(entry.key)],
+  ["address", "text[]", (entry) => encodeText(entry.address)],
+  ["message", "text[]", (entry) => JSON.stringify(entry.message)],
+  ["created_at", "bigint[]", (entry) => entry.createdAt],
+];
+
+/**
+ * Upserts `records` into `table` (one row each, by its `key` column) and deletes
+ * the `gone` keys: the two touch disjoint rows, as one statement requires.
+ * `jsonb`: the columns stored as jsonb, sent as text.
+ */
+function writeTable<R>(
+  statement: Statement,
+  table: string,
+  key: string,
+  row: readonly Column<R>[],
+  changed: Map<string, R | null>,
+  options: { jsonb?: readonly string[]; encodeKey?: (key: string) => string } = {},
+): void {
+  const gone = deleted(changed).map(options.encodeKey ?? ((id) => id));
   if (gone.length > 0)
-    statement.add(`DELETE FROM schedules WHERE id = ANY(${statement.parameter(gone, "text[]")})`);
-  const kept = written(schedules);
+    statement.add(`DELETE FROM ${table} WHERE ${key} = ANY(${statement.parameter(gone, "text[]")})`);
+  const kept = written(changed);
   if (kept.length === 0) return;
-  const columns = [
-    statement.parameter(
-      kept.map((schedule) => schedule.id),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((schedule) => schedule.cron),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((schedule) => schedule.promiseId),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((schedule) => schedule.promiseTimeout),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((schedule) => JSON.stringify(schedule.promiseParam)),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((schedule) => JSON.stringify(schedule.promiseTags)),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((schedule) => schedule.createdAt),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((schedule) => schedule.nextRunAt),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((schedule) => schedule.lastRunAt ?? null),
-      "bigint[]",
-    ),
-    statement.parameter(
-      kept.map((schedule) => encodedTagsJson(schedule.promiseTags)),
-      "text[]",
-    ),
-  ];
+  const names = row.map(([name]) => name);
+  const arrays = row.map(([, type, read]) => statement.parameter(kept.map(read), type));
+  const selected = names.map((name) => (options.jsonb?.includes(name) ? `${name}::jsonb` : name));
+  const updates = names.filter((name) => name !== key).map((name) => `${name} = excluded.${name}`);
   statement.add(
-    "INSERT INTO schedules (id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, " +
-      "next_run_at, last_run_at, promise_tags_index) " +
-      "SELECT id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, next_run_at, " +
-      `last_run_at, promise_tags_index::jsonb FROM unnest(${columns.join(", ")}) ` +
-      "AS t(id, cron, promise_id, promise_timeout, promise_param, promise_tags, created_at, next_run_at, " +
-      "last_run_at, promise_tags_index) " +
-      "ON CONFLICT (id) DO UPDATE SET promise_tags_index = excluded.promise_tags_index, " +
-      "cron = excluded.cron, promise_id = excluded.promise_id, promise_timeout = excluded.promise_timeout, " +
-      "promise_param = excluded.promise_param, promise_tags = excluded.promise_tags, " +
-      "created_at = excluded.created_at, next_run_at = excluded.next_run_at, last_run_at = excluded.last_run_at",
+    `INSERT INTO ${table} (${names.join(", ")}) SELECT ${selected.join(", ")} ` +
+      `FROM unnest(${arrays.join(", ")}) AS t(${names.join(", ")}) ` +
+      `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(", ")}`,
   );
 }
 
@@ -321,39 +220,6 @@ function writeSets(
   );
   if (awaited.length > 0)
     statement.add(`INSERT INTO ${table} (awaited, ${column}) SELECT * FROM ${pairs} ON CONFLICT DO NOTHING`);
-}
-
-function writeOutbox(statement: Statement, outbox: Map<string, OutboxEntry | null>): void {
-  const gone = deleted(outbox);
-  if (gone.length > 0)
-    statement.add(
-      `DELETE FROM outbox WHERE key = ANY(${statement.parameter(gone.map(encodeText), "text[]")})`,
-    );
-  const kept = written(outbox);
-  if (kept.length === 0) return;
-  const columns = [
-    statement.parameter(
-      kept.map((entry) => encodeText(entry.key)),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((entry) => encodeText(entry.address)),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((entry) => JSON.stringify(entry.message)),
-      "text[]",
-    ),
-    statement.parameter(
-      kept.map((entry) => entry.createdAt),
-      "bigint[]",
-    ),
-  ];
-  statement.add(
-    "INSERT INTO outbox (key, address, message, created_at) " +
-      `SELECT * FROM unnest(${columns.join(", ")}) ON CONFLICT (key) DO UPDATE SET ` +
-      "address = excluded.address, message = excluded.message, created_at = excluded.created_at",
-  );
 }
 
 /**
