@@ -6,9 +6,12 @@
  */
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { namedIds } from "../../src/core/read-hints.js";
 import { COLLECT_LIMIT, collect } from "../../src/core/retention.js";
+import { type ShellRequestKind, step } from "../../src/core/step.js";
 import { AssertionError } from "../../src/lib/assert.js";
 import { TAG } from "../../src/protocol/records.js";
+import type { Request } from "../../src/protocol/requests.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
 import { openPostgresStore, type PostgresStore } from "../../src/store/postgres/postgres-store.js";
@@ -205,6 +208,79 @@ if (requirePostgres("the PostgreSQL store tests")) {
         );
         expect((await store.transaction((tx) => tx.promise("counter")))?.param).toEqual({ data: "16" });
       } finally {
+        await other.close();
+      }
+    });
+
+    it("a settle that waited behind a listener registration drains it: no listener is left behind", async () => {
+      // Review find: a registration writes only the listener set, not its promise, and a
+      // waiter whose row was only locked goes on with its old snapshot, so the settle read
+      // the set as it was before the registration and left the listener registered on a
+      // settled promise. The registration now counts as a change of the promise (flush.ts).
+      const store = await open();
+      const schema = schemaOf(store);
+      const other = await openPostgresStore({ url: POSTGRES_URL, schema });
+      const P = `race-${Math.random().toString(36).slice(2, 10)}`;
+      const run = (target: Store, request: Exclude<Request, { kind: ShellRequestKind }>, now: number) =>
+        target.transaction(
+          (tx) => {
+            const result = step(tx, request, now, { retryTimeoutMs: 5000 });
+            tx.apply(result.changes);
+            return result.response;
+          },
+          { ids: namedIds(request) },
+        );
+      const holder = new pg.Client({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}` });
+      await holder.connect();
+      try {
+        await run(
+          store,
+          {
+            kind: "promise.create",
+            corrId: "c",
+            data: { id: P, timeoutAt: 100_000, tags: { [TAG.external]: "true" } },
+          },
+          1,
+        );
+        // Both transactions take their snapshots, then queue on P's row, registration first.
+        await holder.query("BEGIN");
+        await holder.query("SELECT id FROM promises WHERE id = $1 FOR UPDATE", [P]);
+        const waiting = async () =>
+          Number(
+            (
+              await query(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%${P}%'`,
+              )
+            )[0]?.n ?? 0,
+          );
+        const registered = run(
+          store,
+          {
+            kind: "promise.register_listener",
+            corrId: "c",
+            data: { awaited: P, address: "http://listener" },
+          },
+          2,
+        );
+        await waitFor(async () => (await waiting()) === 1);
+        const settled = run(
+          other,
+          { kind: "promise.settle", corrId: "c", data: { id: P, state: "resolved" } },
+          3,
+        );
+        await waitFor(async () => (await waiting()) === 2);
+        await holder.query("ROLLBACK");
+        const [registration, settlement] = await Promise.all([registered, settled]);
+        expect(registration.status).toBe(200);
+        expect(settlement.status).toBe(200);
+        const after = await store.transaction((tx) => ({
+          listeners: tx.listeners(P),
+          unblocks: tx.outbox({ limit: 10 }).filter((entry) => entry.message.kind === "unblock"),
+        }));
+        expect(after.listeners).toEqual([]);
+        expect(after.unblocks.map((entry) => entry.address)).toEqual(["http://listener"]);
+      } finally {
+        await holder.end();
         await other.close();
       }
     });

@@ -110,6 +110,7 @@ export async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<vo
   writeTable(statement, "schedules", "id", SCHEDULE_ROW, effect.schedules, { jsonb: ["promise_tags_index"] });
   writeSets(statement, "callbacks", "awaiter", effect.callbacks, (id) => id);
   writeSets(statement, "listeners", "address", effect.listeners, encodeText);
+  touchAwaited(statement, effect);
   writeTable(statement, "outbox", "key", OUTBOX_ROW, effect.outbox, { encodeKey: encodeText });
   const text = statement.text;
   if (text !== undefined)
@@ -192,6 +193,22 @@ function writeTable<R>(
       `FROM unnest(${arrays.join(", ")}) AS t(${names.join(", ")}) ` +
       `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(", ")}`,
   );
+}
+
+/**
+ * Makes every promise whose callback or listener set changed count as changed
+ * (ADR 0003): a transaction that locks it afterwards, on a snapshot taken before
+ * this one committed, then fails with 40001 instead of reading the set as it was.
+ * A lock alone would not do: PostgreSQL lets a waiter whose row was only locked,
+ * not changed, go on with its old snapshot, and so a settle that waited for a
+ * concurrent registration drained the set without the registration. Promises the
+ * flush writes anyway are left out (a row is written once per statement).
+ */
+function touchAwaited(statement: Statement, effect: NetEffect): void {
+  const awaited = new Set([...effect.callbacks.keys(), ...effect.listeners.keys()]);
+  for (const id of effect.promises.keys()) awaited.delete(id);
+  if (awaited.size === 0) return;
+  statement.add(`UPDATE promises SET id = id WHERE id = ANY(${statement.parameter([...awaited], "text[]")})`);
 }
 
 /** Replaces each written set whole: its lost members are deleted, its members inserted if missing. */
