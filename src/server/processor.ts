@@ -5,15 +5,9 @@
  * on the next turn of the event loop, and while it commits the next one fills.
  * No caller is answered before the batch that holds its write has committed.
  *
- * A store whose transactions run concurrently (PostgreSQL: `concurrentTransactions`)
- * gets that many batches in flight, each in its own transaction: a replica with k
- * batches in flight is, to the database, k replicas with one each, which the store
- * must serve correctly anyway (ADR 0003); it keeps the connection busy while the
- * previous batch waits on its round trips and its commit.
- *
  * Invariants:
- *  G1  At most `concurrentTransactions` batches are in flight (1 unless the store
- *      says otherwise); with one, batches commit in submission order.
+ *  G1  At most one batch is in flight; batches commit in submission order. (More in
+ *      flight on PostgreSQL was measured: smaller batches, more CPU per item, slower.)
  *  G2  Within a batch, each step reads the store with every earlier step's
  *      changes applied (same transaction), so the batch is equivalent to running
  *      its items one by one.
@@ -59,26 +53,19 @@ const nextTurn: Defer = (callback) => setImmediate(callback);
 
 export class Processor {
   private queue: Queued[] = [];
-  private inFlight = 0;
+  private running = false;
   private scheduled = false;
-  private readonly mostInFlight: number;
   readonly stats = { batches: 0, items: 0, largestBatch: 0 };
 
   constructor(
     private readonly store: Store,
     private readonly listener: BatchListener,
     private readonly defer: Defer = nextTurn,
-  ) {
-    this.mostInFlight = store.concurrentTransactions ?? 1;
-    assert(
-      Number.isSafeInteger(this.mostInFlight) && this.mostInFlight >= 1,
-      "G1 at least one batch in flight",
-    );
-  }
+  ) {}
 
   /** Resolves once nothing is queued or running (for a clean close). */
   async idle(): Promise<void> {
-    while (this.inFlight > 0 || this.scheduled || this.queue.length > 0) {
+    while (this.running || this.scheduled || this.queue.length > 0) {
       await new Promise<void>((resolve) => this.defer(resolve));
     }
   }
@@ -91,7 +78,7 @@ export class Processor {
   }
 
   private schedule(): void {
-    if (this.inFlight >= this.mostInFlight || this.scheduled) return;
+    if (this.running || this.scheduled) return;
     this.scheduled = true;
     this.defer(() => {
       this.scheduled = false;
@@ -100,8 +87,8 @@ export class Processor {
   }
 
   private async runBatch(): Promise<void> {
-    if (this.inFlight >= this.mostInFlight || this.queue.length === 0) return;
-    this.inFlight += 1;
+    if (this.running || this.queue.length === 0) return;
+    this.running = true;
     // Everything queued, up to the first item that runs alone (which goes by itself).
     const first = this.queue[0] as Queued;
     const split = first.item.alone ? 1 : this.queue.findIndex((queued) => queued.item.alone === true);
@@ -136,7 +123,7 @@ export class Processor {
     } catch (error) {
       for (const queued of batch) queued.reject(error);
     } finally {
-      this.inFlight -= 1;
+      this.running = false;
       if (this.queue.length > 0) this.schedule();
     }
   }

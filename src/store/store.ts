@@ -46,12 +46,6 @@ export interface Store {
   /** What this store is, for logs and `/ready`: `memory`, `sqlite:<path>`, … */
   readonly description: string;
   readonly stats: StoreStats;
-  /**
-   * How many transactions the server may run at once (default 1). Only a store
-   * whose driver is asynchronous and whose database serializes concurrent
-   * transactions itself (PostgreSQL, ADR 0003) gains anything from more.
-   */
-  readonly concurrentTransactions?: number;
   transaction<T>(work: (tx: StoreTransaction) => T, hints?: ReadHints): Promise<T>;
   /** Resolves when the store answers; rejects with `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;

@@ -52,13 +52,6 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Whole-batch attempts on a serialization conflict before giving up (default 10). */
   conflictAttempts?: number;
-  /**
-   * Batches the server may have in flight at once, each its own transaction on its
-   * own connection (default 4; at most the pool's size less two, which the
-   * background loops and `/ready` need). One batch at a time leaves the replica
-   * waiting on round trips and commits; more is what several replicas do anyway.
-   */
-  concurrentTransactions?: number;
 }
 
 export interface PostgresStoreStats extends StoreStats {
@@ -77,8 +70,6 @@ const CONFLICT_BACKOFF_FIRST_MS = 2;
 const CONFLICT_BACKOFF_MOST_MS = 200;
 /** Arbitrary constant: the advisory lock that serialises migrations of one database. */
 const MIGRATION_LOCK = 0x706c6467; // "pldg"
-
-const DEFAULT_CONCURRENT_TRANSACTIONS = 1;
 
 const INT8_OID = 20;
 /** `bigint` columns hold milliseconds and versions, all safe integers: read them as numbers. */
@@ -116,12 +107,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       description,
       ...(options.schema !== undefined && { schema: options.schema }),
     });
-    const poolSize = options.pool?.max ?? 10;
-    const concurrent = Math.max(
-      1,
-      Math.min(options.concurrentTransactions ?? DEFAULT_CONCURRENT_TRANSACTIONS, poolSize - 2),
-    );
-    return new PostgresStore(pool, description, schemaVersion.to, options.conflictAttempts ?? 10, concurrent);
+    return new PostgresStore(pool, description, schemaVersion.to, options.conflictAttempts ?? 10);
   } catch (error) {
     await pool.end().catch(() => {});
     throw translateError(error, description);
@@ -158,7 +144,6 @@ export class PostgresStore implements Store {
     /** The schema version after opening. */
     readonly schemaVersion: number,
     private readonly conflictAttempts: number,
-    readonly concurrentTransactions: number,
   ) {}
 
   async transaction<T>(work: (tx: StoreTransaction) => T, hints?: ReadHints): Promise<T> {
