@@ -63,6 +63,7 @@ import { assert } from "../../lib/assert.js";
 import { compareCodePoints } from "../../lib/order.js";
 import { TAG } from "../../protocol/records.js";
 import type { StoreTransaction } from "../store.js";
+import { addChanges, emptyNetEffect } from "./net-effect.js";
 
 export type PointMethod = "promise" | "task" | "schedule" | "callbacks" | "listeners" | "outboxEntry";
 export type QueryMethod = Exclude<keyof StateReader, PointMethod>;
@@ -252,14 +253,11 @@ export class ReplayPass implements StoreTransaction {
    * The pass's applies so far, indexed, so that a read at the newest layer (the
    * only layer a pass reads at) costs a map lookup rather than a walk down the
    * layers: the latest value each point key was given since the last reset, the
-   * last reset's layer (0: none), and the latest promise, task and schedule
-   * records written since it (`undefined`: deleted).
+   * last reset's layer (0: none), and the net effect of the applies since it.
    */
   private readonly latest = new Map<string, unknown>();
   private resetLayer = 0;
-  private readonly writtenPromises = new Map<string, StoredPromise | undefined>();
-  private readonly writtenTasks = new Map<string, StoredTask | undefined>();
-  private readonly writtenSchedules = new Map<string, StoredSchedule | undefined>();
+  private sinceReset = emptyNetEffect();
 
   constructor(private readonly cache: ReplayCache) {
     cache.passes += 1;
@@ -346,20 +344,11 @@ export class ReplayPass implements StoreTransaction {
     this.layers.push(layer);
     if (layer.reset) {
       this.latest.clear();
-      this.writtenPromises.clear();
-      this.writtenTasks.clear();
-      this.writtenSchedules.clear();
+      this.sinceReset = emptyNetEffect();
       this.resetLayer = this.layers.length;
     }
     for (const [name, value] of layer.writes) this.latest.set(name, value);
-    // Same order as apply: upserts, then the deletions of the same change.
-    const { changes } = layer;
-    for (const promise of changes.promises) this.writtenPromises.set(promise.id, promise);
-    for (const task of changes.tasks) this.writtenTasks.set(task.id, task);
-    for (const id of changes.deletedPromises) this.writtenPromises.set(id, undefined);
-    for (const id of changes.deletedTasks) this.writtenTasks.set(id, undefined);
-    for (const schedule of changes.schedules) this.writtenSchedules.set(schedule.id, schedule);
-    for (const id of changes.deletedSchedules) this.writtenSchedules.set(id, undefined);
+    addChanges(this.sinceReset, layer.changes);
   }
 
   private point<T>(method: PointMethod, key: string): T {
@@ -454,8 +443,8 @@ export class ReplayPass implements StoreTransaction {
     };
     if (from === this.resetLayer) {
       // The base is the last reset or was fetched before any apply: every write since counts.
-      for (const [id, promise] of this.writtenPromises) {
-        if (promise === undefined) mates.delete(id);
+      for (const [id, promise] of this.sinceReset.promises) {
+        if (promise === null) mates.delete(id);
         else overlay(promise);
       }
     } else {
@@ -509,9 +498,10 @@ export class ReplayPass implements StoreTransaction {
     const consider = (at: number | undefined) => {
       if (at !== undefined && (earliest === undefined || at < earliest)) earliest = at;
     };
-    for (const promise of this.writtenPromises.values()) if (promise) consider(promiseDueAt(promise));
-    for (const task of this.writtenTasks.values()) if (task) consider(taskDueAt(task));
-    for (const schedule of this.writtenSchedules.values()) if (schedule) consider(scheduleDueAt(schedule));
+    const { promises, tasks, schedules } = this.sinceReset;
+    for (const promise of promises.values()) if (promise) consider(promiseDueAt(promise));
+    for (const task of tasks.values()) if (task) consider(taskDueAt(task));
+    for (const schedule of schedules.values()) if (schedule) consider(scheduleDueAt(schedule));
     return earliest;
   }
 
