@@ -18,7 +18,7 @@
 import { performance } from "node:perf_hooks";
 import type { OutboxEntry } from "../core/state.js";
 import { assert } from "../lib/assert.js";
-import type { Store, StoreTransaction } from "../store/store.js";
+import type { ReadHints, Store, StoreTransaction } from "../store/store.js";
 
 export interface BatchItem<T> {
   /** Runs inside the transaction; applies its own changes through `tx.apply`. */
@@ -29,8 +29,8 @@ export interface BatchItem<T> {
    * fails fails every request in it.
    */
   alone?: boolean;
-  /** Promise ids the item will probably read, passed on to the store (`ReadHints`). */
-  hints?: readonly string[];
+  /** What the item will probably read, passed on to the store. */
+  hints?: ReadHints;
 }
 
 interface Queued {
@@ -96,8 +96,12 @@ export class Processor {
     this.queue = split < 0 ? [] : this.queue.slice(split);
     try {
       const startedMs = performance.now();
-      const hinted = new Set<string>();
-      for (const queued of batch) for (const id of queued.item.hints ?? []) hinted.add(id);
+      const ids = new Set<string>();
+      const outboxKeys = new Set<string>();
+      for (const { item } of batch) {
+        for (const id of item.hints?.ids ?? []) ids.add(id);
+        for (const key of item.hints?.outboxKeys ?? []) outboxKeys.add(key);
+      }
       const { results, messages, nextDueAt } = await this.store.transaction(
         (tx) => {
           // A store may run this function again after a conflict: it must start afresh.
@@ -110,7 +114,7 @@ export class Processor {
           }
           return { results, messages, nextDueAt: tx.nextDueAt() };
         },
-        { ids: [...hinted] },
+        { ids: [...ids], outboxKeys: [...outboxKeys] },
       );
       const commitSeconds = (performance.now() - startedMs) / 1000;
       assert(results.length === batch.length, "G1 one result per batch item");

@@ -152,7 +152,7 @@ export class ServerShell {
           : this.clock.now();
     const observed = this.events.observed; // H4: decided once, outside the transaction
     const { response, events } = await this.processor.submit({
-      hints: namedIds(request),
+      hints: { ids: namedIds(request) },
       run: (tx) => {
         const result = step(tx, request, now, this.config);
         const events = observed ? describeChanges(tx, result.changes, now, request.kind) : [];
@@ -242,6 +242,7 @@ export class ServerShell {
   private removeFromOutbox(entries: { key: string; body: string }[]): void {
     this.processor
       .submit({
+        hints: { ids: [], outboxKeys: entries.map(({ key }) => key) },
         run: (tx) => {
           const changes = emptyChanges();
           changes.deletedOutbox = entries

@@ -24,7 +24,10 @@ export interface StoreTransaction extends StateReader {
  * may fetch these ahead; others ignore it. Never a contract: `work` reads what it reads.
  */
 export interface ReadHints {
+  /** Promise ids; tasks share their promise's id, so these name the tasks too. */
   ids: readonly string[];
+  /** Outbox entry keys (the delivery clean-up names the entries it removes). */
+  outboxKeys?: readonly string[];
 }
 
 export interface StoreStats {

@@ -14,6 +14,7 @@ import { TAG } from "../../src/protocol/records.js";
 import type { Request } from "../../src/protocol/requests.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
+import { pipeline } from "../../src/store/postgres/pipeline.js";
 import { openPostgresStore, type PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import {
   type Store,
@@ -105,6 +106,54 @@ if (requirePostgres("the PostgreSQL store tests")) {
       });
       expect(seen).toEqual([undefined, "a", "suspended", ["http://a", "http://b"]]);
       expect(store.stats.fetches - fetchesBefore).toBe(1);
+    });
+
+    it("a pipeline reports the statement that failed, not the ones its failure aborted, and waits for all", async () => {
+      const pool = new pg.Pool({ connectionString: POSTGRES_URL, pipeline: true, max: 1 });
+      const client = await pool.connect();
+      try {
+        const sent = pipeline(client, [
+          { text: "BEGIN" },
+          { text: "SELECT 1 AS one", values: [] },
+          { text: "SELECT 1 / $1::int AS broken", values: [0] },
+          { text: "SELECT 2 AS two", values: [] },
+        ]);
+        await expect(sent).rejects.toMatchObject({ code: "22012" }); // division_by_zero
+        // Every answer was read: the connection takes the next statement at once.
+        await client.query("ROLLBACK");
+        const [answer] = await pipeline(client, [{ text: "SELECT 3 AS three", values: [] }]);
+        expect(answer?.rows).toEqual([{ three: 3 }]);
+      } finally {
+        client.release();
+        await pool.end();
+      }
+    });
+
+    it("a batch that names what it reads fetches nothing more: a new root's branch and outbox entries included", async () => {
+      const store = await open();
+      const mates = ["r.1", "r.2"].map((id) => promiseFixture(id, { tags: { [TAG.branch]: "r" } }));
+      const entry = executeFixture("t", "poll://any@bench");
+      await store.transaction((tx) => tx.apply(changesOf({ promises: mates, outbox: [entry] })));
+      const fetchesBefore = store.stats.fetches;
+      const seen = await store.transaction(
+        (tx) => ({
+          // The root itself is not stored: its branch is listed by its id.
+          root: tx.promise("r"),
+          branch: tx.promisesInBranch("r").map((promise) => promise.id),
+          fresh: tx.promisesInBranch("q"),
+          entry: tx.outboxEntry(entry.key)?.address,
+          gone: tx.outboxEntry("no such key"),
+        }),
+        { ids: ["r", "q"], outboxKeys: [entry.key, "no such key"] },
+      );
+      expect(seen).toEqual({
+        root: undefined,
+        branch: ["r.1", "r.2"],
+        fresh: [],
+        entry: "poll://any@bench",
+        gone: undefined,
+      });
+      expect(store.stats.fetches - fetchesBefore).toBe(0);
     });
 
     it("a retention batch reads by the batch: a full batch of settled promises costs a handful of fetches", async () => {
@@ -245,11 +294,16 @@ if (requirePostgres("the PostgreSQL store tests")) {
         // Both transactions take their snapshots, then queue on P's row, registration first.
         await holder.query("BEGIN");
         await holder.query("SELECT id FROM promises WHERE id = $1 FOR UPDATE", [P]);
+        const holderPid = Number((await holder.query("SELECT pg_backend_pid() AS pid")).rows[0].pid);
+        // Sessions queued behind the holder, directly or behind another queued one.
         const waiting = async () =>
           Number(
             (
               await query(
-                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%${P}%'`,
+                "WITH RECURSIVE queued AS (" +
+                  `SELECT pid FROM pg_stat_activity WHERE ${holderPid} = ANY(pg_blocking_pids(pid)) UNION ` +
+                  "SELECT a.pid FROM pg_stat_activity a JOIN queued q ON q.pid = ANY(pg_blocking_pids(a.pid))) " +
+                  "SELECT count(*)::int AS n FROM queued",
               )
             )[0]?.n ?? 0,
           );

@@ -4,16 +4,17 @@
  * then, per table, the last value each key was given wins, as applying the
  * changes one after another would leave it (the tables have no foreign keys).
  *
- * One statement, so one round trip whatever the batch holds: data-modifying
- * CTEs, one per table and kind of write. They run on one snapshot and must not
- * touch the same row twice, so the rows each writes are disjoint: a key is
- * either deleted or upserted, never both; a callback or listener set is replaced
- * by deleting the members it lost and inserting, if missing, the ones it has.
+ * One statement whatever the batch holds: data-modifying CTEs, one per table and
+ * kind of write. They run on one snapshot and must not touch the same row twice,
+ * so the rows each writes are disjoint: a key is either deleted or upserted,
+ * never both; a callback or listener set is replaced by deleting the members it
+ * lost and inserting, if missing, the ones it has.
  */
 import type pg from "pg";
 import type { OutboxEntry, StoredPromise, StoredSchedule, StoredTask } from "../../core/state.js";
 import { TAG } from "../../protocol/records.js";
 import { addChanges, emptyNetEffect, type NetEffect } from "./net-effect.js";
+import { prepared } from "./pipeline.js";
 import type { ReplayPass } from "./replay.js";
 import { encodedTagsJson, encodeText } from "./text.js";
 
@@ -47,11 +48,16 @@ class Statement {
   }
 }
 
-/** Writes the pass's unflushed applies, in at most two statements (a reset's truncation, then the rest). */
-export async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<void> {
-  if (pass.unflushed().length === 0) return;
+/**
+ * The statements that write the pass's unflushed applies, to be sent in order: at
+ * most two (a reset's truncation, then the rest), none when it applied nothing.
+ */
+export function flushQueries(pass: ReplayPass): pg.QueryConfig[] {
+  if (pass.unflushed().length === 0) return [];
   const effect = netEffect(pass);
-  if (effect.reset) await client.query("TRUNCATE promises, tasks, schedules, callbacks, listeners, outbox");
+  const queries: pg.QueryConfig[] = [];
+  if (effect.reset)
+    queries.push({ text: "TRUNCATE promises, tasks, schedules, callbacks, listeners, outbox" });
   const statement = new Statement();
   writeTable(statement, "promises", "id", PROMISE_ROW, effect.promises, { jsonb: ["tags_index"] });
   writeTable(statement, "tasks", "id", TASK_ROW, effect.tasks);
@@ -61,8 +67,9 @@ export async function flush(client: pg.PoolClient, pass: ReplayPass): Promise<vo
   touchAwaited(statement, effect);
   writeTable(statement, "outbox", "key", OUTBOX_ROW, effect.outbox, { encodeKey: encodeText });
   const text = statement.text;
-  if (text !== undefined)
-    await client.query({ name: preparedName(text), text, values: statement.parameters });
+  // Prepared: a handful of texts (which tables a batch writes), and planning these CTEs costs as much as running them.
+  if (text !== undefined) queries.push(prepared(text, statement.parameters));
+  return queries;
 }
 
 /** A column of a table written from records `R`: its name, its SQL array type, its value. */
@@ -185,21 +192,6 @@ function writeSets(
   );
   if (awaited.length > 0)
     statement.add(`INSERT INTO ${table} (awaited, ${column}) SELECT * FROM ${pairs} ON CONFLICT DO NOTHING`);
-}
-
-/**
- * A name per distinct flush text, so that each connection parses and plans it once
- * (a handful of texts: which tables a batch writes). Planning these CTEs costs as
- * much as running them.
- */
-const preparedNames = new Map<string, string>();
-function preparedName(text: string): string {
-  let name = preparedNames.get(text);
-  if (name === undefined) {
-    name = `pledge_flush_${preparedNames.size + 1}`;
-    preparedNames.set(text, name);
-  }
-  return name;
 }
 
 function encodeBranch(branch: string | undefined): string | null {

@@ -8,13 +8,14 @@
  * (ADR 0001, addendum; the mechanics live in replay.ts): BEGIN ISOLATION LEVEL
  * REPEATABLE READ on one pooled client together with a prefetch of what the
  * batch's requests name (reads.ts), run `work` against the cache, and on a miss
- * flush the applies made before it, fetch the reads the pass missed (the first and
- * those it recorded speculating; point reads one query per kind), run `work`
+ * flush the applies made before it and fetch the reads the pass missed (the first
+ * and those it recorded speculating; point reads one query per kind), run `work`
  * again; when it completes, flush the rest (flush.ts) and COMMIT. Every row a
  * decision reads is locked as it is fetched (ADR 0003). A serialization failure
  * or deadlock (40001, 40P01) rolls back and runs the whole batch again, a bounded
- * number of times. A batch that names what it reads takes three round trips:
- * BEGIN with the prefetch, the flush, COMMIT with the next deadline.
+ * number of times. Statements are pipelined and prepared (pipeline.ts), so a
+ * batch that names what it reads takes two round trips: BEGIN with the prefetch,
+ * then the flush with COMMIT and the next deadline.
  *
  * What it leaves to others: what to write (core/), batching (server/), retrying a
  * `StoreUnavailableError` (server/, the HTTP edge answers 503).
@@ -38,9 +39,10 @@ import {
   StoreUnavailableError,
 } from "../store.js";
 import { isConflict, isConnectionError, translateError } from "./errors.js";
-import { flush } from "./flush.js";
+import { flushQueries } from "./flush.js";
 import { MIGRATIONS, type Migration } from "./migrations.js";
-import { fetchReads, NEXT_DUE_AT_SQL, prefetchedRows, prefetchSql, storePrefetched } from "./reads.js";
+import { pipeline } from "./pipeline.js";
+import { fetchReads, nextDueAtFetch, prefetch, storePrefetched } from "./reads.js";
 import { ReadMiss, ReplayCache, ReplayPass } from "./replay.js";
 
 export interface PostgresStoreOptions {
@@ -66,6 +68,7 @@ export interface PostgresStoreStats extends StoreStats {
 }
 
 /** Backoff after the n-th conflict: uniformly random below min(first × 2^(n-1), most) ms ("full jitter"). */
+const BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ";
 const CONFLICT_BACKOFF_FIRST_MS = 2;
 const CONFLICT_BACKOFF_MOST_MS = 200;
 /** Arbitrary constant: the advisory lock that serialises migrations of one database. */
@@ -93,7 +96,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     ...options.pool,
     connectionString: options.url,
     types,
-    ...(options.schema !== undefined && { options: `-c search_path=${options.schema}` }),
+    // Statements sent back to back without waiting for each answer (pipeline.ts).
+    pipeline: true,
+    options: [
+      // Statements are prepared once per connection (pipeline.ts), and PostgreSQL keeps the
+      // generic plan it made then: on a table still small, a sequential scan, kept as the
+      // table grows until autovacuum next analyzes it. Every statement on the request path
+      // reads by an index, so sequential scans are left to the statements that have no other way.
+      "-c enable_seqscan=off",
+      ...(options.schema !== undefined ? [`-c search_path=${options.schema}`] : []),
+    ].join(" "),
   });
   // An idle client that loses its connection emits here; without a listener it would crash the process.
   pool.on("error", () => {});
@@ -150,7 +162,7 @@ export class PostgresStore implements Store {
     if (this.closed) throw new Error(`${this.description} is closed`);
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await this.attempt(work, hints?.ids ?? []);
+        return await this.attempt(work, hints ?? { ids: [] });
       } catch (error) {
         if (error instanceof WorkFailure) throw error.error; // P3
         if (!isConflict(error)) throw translateError(error, this.description);
@@ -169,35 +181,22 @@ export class PostgresStore implements Store {
   }
 
   /** One attempt: a database transaction, with as many passes of `work` as misses need (P1). */
-  private async attempt<T>(work: (tx: StoreTransaction) => T, hinted: readonly string[]): Promise<T> {
+  private async attempt<T>(work: (tx: StoreTransaction) => T, hints: ReadHints): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     this.active += 1;
     try {
-      const ids = [...new Set(hinted)];
       const cache = new ReplayCache();
       cache.committedNextDueAt = this.committedNextDueAt;
       try {
-        if (ids.length === 0) await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
-        else {
-          // One round trip: BEGIN and what the batch names, locked (reads.ts, `prefetchSql`).
-          // Inside this `try`: the prefetch may meet a conflict, and then the transaction
-          // must be rolled back before its client goes back to the pool.
-          const [, ...fetched] = (await client.query(
-            `BEGIN ISOLATION LEVEL REPEATABLE READ; ${prefetchSql(ids)}`,
-          )) as unknown as pg.QueryResult[];
-          const row = prefetchedRows(fetched);
-          storePrefetched(cache, ids, row);
-        }
-        const result = await this.run(client, cache, work);
-        // One round trip: COMMIT, then the earliest deadline as committed, read after
-        // it, in no transaction of ours; the next transactions start from it
-        // (ReplayPass.nextDueAt says why that is enough).
-        const [, nextDue] = (await client.query(`COMMIT; ${NEXT_DUE_AT_SQL}`)) as unknown as [
-          pg.QueryResult,
-          pg.QueryResult<{ at: number | null }>,
-        ];
-        this.committedNextDueAt = { at: nextDue.rows[0]?.at ?? undefined };
+        // One round trip: BEGIN and what the batch names, locked (reads.ts, `prefetch`).
+        // Inside this `try`: the prefetch may meet a conflict, and then the transaction
+        // must be rolled back before its client goes back to the pool.
+        const fetch = prefetch(hints);
+        const [, ...fetched] = await pipeline(client, [{ text: BEGIN }, ...fetch.queries]);
+        storePrefetched(cache, hints, fetch.answer(fetched));
+        const { result, nextDueAt } = await this.run(client, cache, work);
+        this.committedNextDueAt = { at: nextDueAt };
         this.stats.commits += 1;
         return result;
       } catch (error) {
@@ -217,11 +216,17 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * Runs passes of `work` until one completes, each in one round trip: its applies
+   * flushed together with the reads it missed, or, for the pass that completes,
+   * with COMMIT and then the earliest deadline as committed, read in no
+   * transaction of ours (ReplayPass.nextDueAt says why that is enough).
+   */
   private async run<T>(
     client: pg.PoolClient,
     cache: ReplayCache,
     work: (tx: StoreTransaction) => T,
-  ): Promise<T> {
+  ): Promise<{ result: T; nextDueAt: number | undefined }> {
     for (;;) {
       const pass = new ReplayPass(cache);
       this.stats.passes += 1;
@@ -239,11 +244,20 @@ export class PostgresStore implements Store {
         pass.close();
       }
       if (failure !== undefined) throw new WorkFailure(failure.error); // P3, unwrapped by `transaction`
-      await flush(client, pass);
-      cache.markFlushed(pass);
-      if (pass.miss === undefined) return result as T;
+      const writes = flushQueries(pass);
+      if (pass.miss === undefined) {
+        const due = nextDueAtFetch();
+        const answers = await pipeline(client, [...writes, { text: "COMMIT" }, ...due.queries]);
+        // A COMMIT of an aborted transaction answers ROLLBACK, not an error; P1 forbids reporting it committed.
+        const committed = answers[writes.length];
+        assert(committed?.command === "COMMIT", `the batch's COMMIT answered ${committed?.command}`);
+        return { result: result as T, nextDueAt: due.answer(answers.slice(writes.length + 1)) };
+      }
       const misses = pass.misses();
-      const values = await fetchReads(client, misses);
+      const reads = fetchReads(misses);
+      const answers = await pipeline(client, [...writes, ...reads.queries]);
+      cache.markFlushed(pass);
+      const values = reads.answer(answers.slice(writes.length));
       this.stats.fetches += misses.length;
       this.stats.fetchRounds += 1;
       for (const [index, read] of misses.entries()) cache.store(read, values[index]);

@@ -5,7 +5,7 @@
  * the `StateReader` method gives it; the replay cache (replay.ts) decides which
  * layer an answer belongs to.
  */
-import pg from "pg";
+import type pg from "pg";
 import type {
   DueWork,
   OutboxQuery,
@@ -18,6 +18,8 @@ import type {
 import { assert } from "../../lib/assert.js";
 import { TAG } from "../../protocol/records.js";
 import { type ScheduleRow, scheduleFromRow, type TaskRow, taskFromRow } from "../rows.js";
+import type { ReadHints } from "../store.js";
+import { prepared } from "./pipeline.js";
 import type { PointMethod, Read, ReplayCache } from "./replay.js";
 import {
   assertLimit,
@@ -34,70 +36,117 @@ import {
 import { decodeText, encodedTagsJson, encodeText } from "./text.js";
 
 /** The earliest deadline of any kind, as committed (the `nextDueAt` query of every store). */
-export const NEXT_DUE_AT_SQL =
+const NEXT_DUE_AT_SQL =
   "SELECT min(at) AS at FROM (" +
   "SELECT min(timeout_at) AS at FROM promises WHERE armed " +
   "UNION ALL SELECT min(due_at) FROM tasks WHERE due_at IS NOT NULL " +
   "UNION ALL SELECT min(next_run_at) FROM schedules) AS deadlines";
 
-/**
- * What a batch's requests name (`ReadHints`), read before its first pass: each
- * named promise and task, the callbacks and listeners registered on it, and every
- * promise of the branches the named promises belong to (a fence and an acquire
- * preload their branch). The named promises and tasks are locked (`FOR UPDATE`,
- * ADR 0003), and so the sets keyed by them; branch-mates are only listed.
- * Statements with the ids inlined as escaped literals, so that they can follow
- * BEGIN in one multi-statement round trip (which takes no parameters); their
- * answers come back in `PrefetchedRows`' order.
- */
-export function prefetchSql(ids: readonly string[]): string {
-  const named = `ARRAY[${ids.map((id) => pg.escapeLiteral(id)).join(", ")}]::text[]`;
-  return [
-    `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY(${named}) FOR UPDATE`,
-    // The branches, not locked: only preload lists them (core/task-handlers.ts).
-    `SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = ANY(ARRAY(` +
-      `SELECT branch FROM promises WHERE id = ANY(${named}) AND branch IS NOT NULL)) ORDER BY id`,
-    `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY(${named}) FOR UPDATE`,
-    `SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY(${named}) ORDER BY awaited, awaiter`,
-    `SELECT awaited, address FROM listeners WHERE awaited = ANY(${named}) ORDER BY awaited, address`,
-  ].join("; ");
+/** Statements to send, and how to read what they answer; the store sends them pipelined (pipeline.ts). */
+export interface Fetch<V> {
+  queries: pg.QueryConfig[];
+  /** `results`: the answers to `queries`, in order. */
+  answer(results: readonly pg.QueryResult[]): V;
 }
 
-/** The answers of `prefetchSql`'s statements, in order. */
+/** Several fetches as one: their statements in order, their answers in order. */
+function together<V>(fetches: readonly Fetch<V>[]): Fetch<V[]> {
+  return {
+    queries: fetches.flatMap((fetch) => fetch.queries),
+    answer(results) {
+      let offset = 0;
+      return fetches.map((fetch) => {
+        const own = results.slice(offset, offset + fetch.queries.length);
+        offset += fetch.queries.length;
+        return fetch.answer(own);
+      });
+    },
+  };
+}
+
+/** One statement whose rows are the answer, mapped by `map`. */
+function selecting<Row extends pg.QueryResultRow, V>(
+  query: pg.QueryConfig,
+  map: (rows: Row[]) => V,
+): Fetch<V> {
+  return { queries: [query], answer: (results) => map((results[0] as pg.QueryResult<Row>).rows) };
+}
+
+/** The earliest deadline as of the statement (the `nextDueAt` read; ReplayPass.nextDueAt). */
+export function nextDueAtFetch(): Fetch<number | undefined> {
+  return selecting(prepared(NEXT_DUE_AT_SQL), (rows: { at: number | null }[]) => rows[0]?.at ?? undefined);
+}
+
+/** The answers of `prefetch`'s statements. */
 export interface PrefetchedRows {
   promises: PromiseRow[];
   mates: PromiseRow[];
   tasks: TaskRow[];
   callbacks: { awaited: string; awaiter: string }[];
   listeners: { awaited: string; address: string }[];
+  outbox: OutboxRow[];
 }
 
-/** `prefetchSql`'s results (those after BEGIN's) as `PrefetchedRows`. */
-export function prefetchedRows(results: readonly pg.QueryResult[]): PrefetchedRows {
-  assert(results.length === 5, `the prefetch answers five results, not ${results.length}`);
-  const [promises, mates, tasks, callbacks, listeners] = results as [
-    pg.QueryResult<PromiseRow>,
-    pg.QueryResult<PromiseRow>,
-    pg.QueryResult<TaskRow>,
-    pg.QueryResult<{ awaited: string; awaiter: string }>,
-    pg.QueryResult<{ awaited: string; address: string }>,
-  ];
+/**
+ * What a batch's requests name (`ReadHints`), read before its first pass: each
+ * named promise and task, the callbacks and listeners registered on it, every
+ * promise of the branches the named promises belong to (a fence and an acquire
+ * preload their branch) and of the branches named like them (a new root's branch
+ * bears its id), and the named outbox entries. The named promises, tasks and
+ * outbox entries are locked (`FOR UPDATE`, ADR 0003), and so the sets keyed by
+ * the promises; branch-mates are only listed. Fixed texts, prepared.
+ */
+export function prefetch(hints: ReadHints): Fetch<PrefetchedRows> {
+  const ids = [...new Set(hints.ids)];
+  const outboxKeys = [...new Set(hints.outboxKeys ?? [])].map(encodeText);
+  const queries: pg.QueryConfig[] = [];
+  if (ids.length > 0)
+    queries.push(
+      prepared(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) FOR UPDATE`, [ids]),
+      prepared(
+        `SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = ANY(ARRAY(` +
+          "SELECT branch FROM promises WHERE id = ANY($1::text[]) AND branch IS NOT NULL) || $2::text[]) " +
+          "ORDER BY id",
+        [ids, ids.map(encodeText)],
+      ),
+      prepared(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) FOR UPDATE`, [ids]),
+      prepared(
+        "SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY($1::text[]) ORDER BY awaited, awaiter",
+        [ids],
+      ),
+      prepared(
+        "SELECT awaited, address FROM listeners WHERE awaited = ANY($1::text[]) ORDER BY awaited, address",
+        [ids],
+      ),
+    );
+  if (outboxKeys.length > 0)
+    queries.push(
+      prepared(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = ANY($1::text[]) FOR UPDATE`, [outboxKeys]),
+    );
   return {
-    promises: promises.rows,
-    mates: mates.rows,
-    tasks: tasks.rows,
-    callbacks: callbacks.rows,
-    listeners: listeners.rows,
+    queries,
+    answer(results) {
+      const rows = (index: number) => (results[index]?.rows ?? []) as never[];
+      const named = ids.length > 0 ? 5 : 0;
+      return {
+        promises: rows(0),
+        mates: rows(1),
+        tasks: rows(2),
+        callbacks: rows(3),
+        listeners: rows(4),
+        outbox: outboxKeys.length > 0 ? rows(named) : [],
+      };
+    },
   };
 }
 
-/** Stores what `prefetchSql(ids)` answered in `cache`, at layer 0; absent rows are observations too. */
-export function storePrefetched(cache: ReplayCache, ids: readonly string[], row: PrefetchedRows): void {
-  const named = new Set(ids);
+/** Stores what `prefetch(hints)` answered in `cache`, at layer 0; absent rows are observations too. */
+export function storePrefetched(cache: ReplayCache, hints: ReadHints, row: PrefetchedRows): void {
+  const named = new Set(hints.ids);
   const promises = new Map(row.promises.map((promiseRow) => [promiseRow.id, promiseFromRow(promiseRow)]));
   for (const id of named) cache.store({ method: "promise", key: id }, promises.get(id));
-  // Every promise of a branch a named promise is in was selected, so each list is whole.
-  const branches = new Map<string, StoredPromise[]>();
+  // Every promise of these branches was selected, so each list is whole.
+  const branches = new Map<string, StoredPromise[]>([...named].map((id) => [id, []]));
   for (const promise of promises.values()) {
     const branch = promise.tags[TAG.branch];
     if (branch !== undefined) branches.set(branch, []);
@@ -120,62 +169,89 @@ export function storePrefetched(cache: ReplayCache, ids: readonly string[], row:
     cache.store({ method: "callbacks", key: id }, callbacks.get(id) ?? []);
     cache.store({ method: "listeners", key: id }, listeners.get(id) ?? []);
   }
+  const outbox = new Map(
+    row.outbox.map((outboxRow) => {
+      const entry = outboxFromRow(outboxRow);
+      return [entry.key, entry];
+    }),
+  );
+  for (const key of hints.outboxKeys ?? []) cache.store({ method: "outboxEntry", key }, outbox.get(key));
 }
 
 /**
- * Fetches the reads a pass missed, as of the database transaction's current state,
- * in order: point reads of one kind in one query, each other read on its own.
+ * The reads a pass missed, as of the database transaction's current state, in
+ * order: point reads of one kind in one statement, the branch lists in one, each
+ * other read on its own.
  */
-export async function fetchReads(client: pg.PoolClient, reads: readonly Read[]): Promise<unknown[]> {
-  const values: unknown[] = new Array(reads.length);
+export function fetchReads(reads: readonly Read[]): Fetch<unknown[]> {
   const byMethod = new Map<PointMethod, { index: number; key: string }[]>();
   const branches: { index: number; branch: string }[] = [];
+  const others: { index: number; fetch: Fetch<unknown> }[] = [];
   for (const [index, read] of reads.entries()) {
     if ("key" in read) {
       const group = byMethod.get(read.method) ?? [];
       group.push({ index, key: read.key });
       byMethod.set(read.method, group);
-    } else if (read.method === "promisesInBranch" && reads.length > 1)
-      branches.push({ index, branch: read.args[0] as string });
-    else values[index] = await fetchRead(client, read);
+    } else if (read.method === "promisesInBranch") branches.push({ index, branch: read.args[0] as string });
+    else others.push({ index, fetch: fetchRead(read) });
   }
-  if (branches.length > 0) {
-    // Several branches in one query; each answer in id order, as `fetchRead` gives it.
-    const encoded = new Map(branches.map((entry) => [encodeText(entry.branch), entry.branch]));
-    const mates = new Map<string, StoredPromise[]>();
-    for (const row of await client
-      .query<PromiseRow & { branch: string }>(
-        `SELECT branch, ${PROMISE_COLUMNS} FROM promises WHERE branch = ANY($1::text[]) ORDER BY branch, id`,
-        [[...encoded.keys()]],
-      )
-      .then((result) => result.rows)) {
-      const branch = encoded.get(row.branch);
-      assert(branch !== undefined, `a promise of branch ${row.branch} was not asked for`);
-      const list = mates.get(branch) ?? [];
-      list.push(promiseFromRow(row));
-      mates.set(branch, list);
-    }
-    for (const entry of branches) values[entry.index] = mates.get(entry.branch) ?? [];
-  }
-  for (const [method, group] of byMethod) {
-    const found = await fetchPoints(
-      client,
+  const points = [...byMethod].map(([method, group]) => ({
+    group,
+    fetch: fetchPoints(
       method,
       group.map((entry) => entry.key),
-    );
-    for (const entry of group) values[entry.index] = found(entry.key);
-  }
-  return values;
+    ),
+  }));
+  const mates = fetchBranches(branches.map((entry) => entry.branch));
+  const all = together<unknown>([
+    ...others.map((other) => other.fetch),
+    ...points.map((point) => point.fetch),
+    ...(branches.length > 0 ? [mates] : []),
+  ]);
+  return {
+    queries: all.queries,
+    answer(results) {
+      const answers = all.answer(results);
+      const values: unknown[] = new Array(reads.length);
+      let next = 0;
+      for (const other of others) values[other.index] = answers[next++];
+      for (const point of points) {
+        const found = answers[next++] as (key: string) => unknown;
+        for (const entry of point.group) values[entry.index] = found(entry.key);
+      }
+      if (branches.length > 0) {
+        const lists = answers[next] as Map<string, StoredPromise[]>;
+        for (const entry of branches) values[entry.index] = lists.get(entry.branch) ?? [];
+      }
+      return values;
+    },
+  };
 }
 
-/** Point reads of one kind for several keys in one query; the lookup answers as `fetchRead` would. */
-async function fetchPoints(
-  client: pg.PoolClient,
-  method: PointMethod,
-  keys: string[],
-): Promise<(key: string) => unknown> {
-  const rows = async <Row extends pg.QueryResultRow>(sql: string, parameters: unknown[]) =>
-    (await client.query<Row>(sql, parameters)).rows;
+/** Several branches' promises in one statement; each list in id order, as `promisesInBranch` answers. */
+function fetchBranches(branches: readonly string[]): Fetch<Map<string, StoredPromise[]>> {
+  const encoded = new Map(branches.map((branch) => [encodeText(branch), branch]));
+  return selecting(
+    prepared(
+      `SELECT branch, ${PROMISE_COLUMNS} FROM promises WHERE branch = ANY($1::text[]) ORDER BY branch, id`,
+      [[...encoded.keys()]],
+    ),
+    (rows: (PromiseRow & { branch: string })[]) => {
+      const mates = new Map<string, StoredPromise[]>();
+      for (const row of rows) {
+        const branch = encoded.get(row.branch);
+        assert(branch !== undefined, `a promise of branch ${row.branch} was not asked for`);
+        const list = mates.get(branch) ?? [];
+        list.push(promiseFromRow(row));
+        mates.set(branch, list);
+      }
+      return mates;
+    },
+  );
+}
+
+/** Point reads of one kind for several keys in one statement; the lookup answers as the reader would. */
+function fetchPoints(method: PointMethod, keys: string[]): Fetch<(key: string) => unknown> {
   const single = <V>(entries: [string, V][]) => {
     const map = new Map(entries);
     return (key: string) => map.get(key);
@@ -191,218 +267,215 @@ async function fetchPoints(
   };
   switch (method) {
     case "promise":
-      return single(
-        (
-          await rows<PromiseRow>(
-            `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) FOR UPDATE`,
-            [keys],
-          )
-        ).map((row) => [row.id, promiseFromRow(row)]),
+      return selecting(
+        prepared(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) FOR UPDATE`, [keys]),
+        (rows: PromiseRow[]) => single(rows.map((row) => [row.id, promiseFromRow(row)])),
       );
     case "task":
-      return single(
-        (
-          await rows<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) FOR UPDATE`, [
-            keys,
-          ])
-        ).map((row) => [row.id, taskFromRow(row)]),
+      return selecting(
+        prepared(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) FOR UPDATE`, [keys]),
+        (rows: TaskRow[]) => single(rows.map((row) => [row.id, taskFromRow(row)])),
       );
     case "schedule":
-      return single(
-        (
-          await rows<ScheduleRow>(
-            `SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = ANY($1::text[]) FOR UPDATE`,
-            [keys],
-          )
-        ).map((row) => [row.id, scheduleFromRow(row)]),
+      return selecting(
+        prepared(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = ANY($1::text[]) FOR UPDATE`, [keys]),
+        (rows: ScheduleRow[]) => single(rows.map((row) => [row.id, scheduleFromRow(row)])),
       );
     case "callbacks":
-      await lockPromises(client, keys);
       // By awaiter within each awaited id, as `StateReader.callbacks` answers.
-      return sets(
-        (
-          await rows<{ awaited: string; awaiter: string }>(
-            "SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY($1::text[]) ORDER BY awaited, awaiter",
-            [keys],
-          )
-        ).map((row) => ({ awaited: row.awaited, member: row.awaiter })),
+      return lockingPromises(
+        keys,
+        prepared(
+          "SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY($1::text[]) ORDER BY awaited, awaiter",
+          [keys],
+        ),
+        (rows: { awaited: string; awaiter: string }[]) =>
+          sets(rows.map((row) => ({ awaited: row.awaited, member: row.awaiter }))),
       );
     case "listeners":
-      await lockPromises(client, keys);
-      return sets(
-        (
-          await rows<{ awaited: string; address: string }>(
-            "SELECT awaited, address FROM listeners WHERE awaited = ANY($1::text[]) ORDER BY awaited, address",
-            [keys],
-          )
-        ).map((row) => ({ awaited: row.awaited, member: decodeText(row.address) })),
+      return lockingPromises(
+        keys,
+        prepared(
+          "SELECT awaited, address FROM listeners WHERE awaited = ANY($1::text[]) ORDER BY awaited, address",
+          [keys],
+        ),
+        (rows: { awaited: string; address: string }[]) =>
+          sets(rows.map((row) => ({ awaited: row.awaited, member: decodeText(row.address) }))),
       );
-    case "outboxEntry": {
-      const found = new Map(
-        (
-          await rows<OutboxRow>(
-            `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = ANY($1::text[]) FOR UPDATE`,
-            [keys.map(encodeText)],
-          )
-        ).map((row) => {
-          const entry = outboxFromRow(row);
-          return [entry.key, entry] as const;
-        }),
+    case "outboxEntry":
+      return selecting(
+        prepared(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = ANY($1::text[]) FOR UPDATE`, [
+          keys.map(encodeText),
+        ]),
+        (rows: OutboxRow[]) =>
+          single(
+            rows.map((row) => {
+              const entry = outboxFromRow(row);
+              return [entry.key, entry];
+            }),
+          ),
       );
-      return (key: string) => found.get(key);
-    }
   }
 }
 
 /**
- * Locks the rows of the promises `awaited` (those that exist). A callback or listener
- * set is read only with its awaited promise's row locked: every transaction that
- * changes a set reads it first, so they take turns (ADR 0003).
+ * `query` read with the rows of the promises `awaited` (those that exist) locked
+ * first. A callback or listener set is read only with its awaited promise's row
+ * locked: every transaction that changes a set reads it first, so they take turns
+ * (ADR 0003).
  */
-async function lockPromises(client: pg.PoolClient, awaited: readonly string[]): Promise<void> {
-  await client.query("SELECT id FROM promises WHERE id = ANY($1::text[]) FOR UPDATE", [awaited]);
+function lockingPromises<Row extends pg.QueryResultRow, V>(
+  awaited: readonly string[],
+  query: pg.QueryConfig,
+  map: (rows: Row[]) => V,
+): Fetch<V> {
+  return {
+    queries: [prepared("SELECT id FROM promises WHERE id = ANY($1::text[]) FOR UPDATE", [awaited]), query],
+    answer: (results) => map((results[1] as pg.QueryResult<Row>).rows),
+  };
 }
 
-/** Fetches one query read the replay cache missed, as of the database transaction's current state. */
-async function fetchRead(client: pg.PoolClient, read: Read): Promise<unknown> {
-  const rows = async <Row extends pg.QueryResultRow>(sql: string, parameters: unknown[]) =>
-    (await client.query<Row>(sql, parameters)).rows;
+/** One query read the replay cache missed, as of the database transaction's current state. */
+function fetchRead(read: Read): Fetch<unknown> {
   assert(!("key" in read), "point reads are fetched by fetchPoints");
+  const query = (text: string, values: unknown[]): pg.QueryConfig => ({ text, values });
   switch (read.method) {
-    case "promisesInBranch":
-      return (
-        await rows<PromiseRow>(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = $1 ORDER BY id`, [
-          encodeText(read.args[0] as string),
-        ])
-      ).map(promiseFromRow);
+    case "promisesInBranch": {
+      const branch = read.args[0] as string;
+      const lists = fetchBranches([branch]);
+      return { queries: lists.queries, answer: (results) => lists.answer(results).get(branch) ?? [] };
+    }
     case "searchPromises": {
-      const query = read.args[0] as PromiseQuery;
+      const search = read.args[0] as PromiseQuery;
       const where = new Where();
-      if (query.idPrefix !== undefined) where.add((p) => `starts_with(id, ${p})`, query.idPrefix);
-      if (query.states !== undefined) where.add((p) => `state = ANY(${p}::text[])`, query.states);
-      if (query.tags !== undefined)
-        where.add((p) => `tags_index @> ${p}::jsonb`, encodedTagsJson(query.tags));
-      if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
-      const limit = where.limit(query.limit);
-      return (
-        await rows<PromiseRow>(
+      if (search.idPrefix !== undefined) where.add((p) => `starts_with(id, ${p})`, search.idPrefix);
+      if (search.states !== undefined) where.add((p) => `state = ANY(${p}::text[])`, search.states);
+      if (search.tags !== undefined)
+        where.add((p) => `tags_index @> ${p}::jsonb`, encodedTagsJson(search.tags));
+      if (search.after !== undefined) where.add((p) => `id > ${p}`, search.after);
+      const limit = where.limit(search.limit);
+      return selecting(
+        query(
           `SELECT ${PROMISE_COLUMNS} FROM promises ${where} ORDER BY id LIMIT ${limit}`,
           where.parameters,
-        )
-      ).map(promiseFromRow);
+        ),
+        (rows: PromiseRow[]) => rows.map(promiseFromRow),
+      );
     }
     case "searchTasks": {
-      const query = read.args[0] as TaskQuery;
+      const search = read.args[0] as TaskQuery;
       const where = new Where();
-      if (query.states !== undefined) where.add((p) => `state = ANY(${p}::text[])`, query.states);
-      if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
-      const limit = where.limit(query.limit);
-      return (
-        await rows<TaskRow>(
-          `SELECT ${TASK_COLUMNS} FROM tasks ${where} ORDER BY id LIMIT ${limit}`,
-          where.parameters,
-        )
-      ).map(taskFromRow);
+      if (search.states !== undefined) where.add((p) => `state = ANY(${p}::text[])`, search.states);
+      if (search.after !== undefined) where.add((p) => `id > ${p}`, search.after);
+      const limit = where.limit(search.limit);
+      return selecting(
+        query(`SELECT ${TASK_COLUMNS} FROM tasks ${where} ORDER BY id LIMIT ${limit}`, where.parameters),
+        (rows: TaskRow[]) => rows.map(taskFromRow),
+      );
     }
     case "searchSchedules": {
-      const query = read.args[0] as ScheduleQuery;
+      const search = read.args[0] as ScheduleQuery;
       const where = new Where();
-      if (query.tags !== undefined)
-        where.add((p) => `promise_tags_index @> ${p}::jsonb`, encodedTagsJson(query.tags));
-      if (query.after !== undefined) where.add((p) => `id > ${p}`, query.after);
-      const limit = where.limit(query.limit);
-      return (
-        await rows<ScheduleRow>(
+      if (search.tags !== undefined)
+        where.add((p) => `promise_tags_index @> ${p}::jsonb`, encodedTagsJson(search.tags));
+      if (search.after !== undefined) where.add((p) => `id > ${p}`, search.after);
+      const limit = where.limit(search.limit);
+      return selecting(
+        query(
           `SELECT ${SCHEDULE_COLUMNS} FROM schedules ${where} ORDER BY id LIMIT ${limit}`,
           where.parameters,
-        )
-      ).map(scheduleFromRow);
+        ),
+        (rows: ScheduleRow[]) => rows.map(scheduleFromRow),
+      );
     }
     case "due": {
       const [now, limit] = read.args as [number, number];
       assertLimit(limit);
-      const ids = async (sql: string) => (await rows<{ id: string }>(sql, [now, limit])).map((row) => row.id);
-      const due: DueWork = {
-        promiseIds: await ids(
-          "SELECT id FROM promises WHERE armed AND timeout_at <= $1 ORDER BY timeout_at, id LIMIT $2",
-        ),
-        taskIds: await ids("SELECT id FROM tasks WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2"),
-        scheduleIds: await ids(
-          "SELECT id FROM schedules WHERE next_run_at <= $1 ORDER BY next_run_at, id LIMIT $2",
-        ),
+      const ids = (text: string) =>
+        selecting(prepared(text, [now, limit]), (rows: { id: string }[]) => rows.map((row) => row.id));
+      const lists = together([
+        ids("SELECT id FROM promises WHERE armed AND timeout_at <= $1 ORDER BY timeout_at, id LIMIT $2"),
+        ids("SELECT id FROM tasks WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2"),
+        ids("SELECT id FROM schedules WHERE next_run_at <= $1 ORDER BY next_run_at, id LIMIT $2"),
+      ]);
+      return {
+        queries: lists.queries,
+        answer(results): DueWork {
+          const [promiseIds, taskIds, scheduleIds] = lists.answer(results) as [string[], string[], string[]];
+          return { promiseIds, taskIds, scheduleIds };
+        },
       };
-      return due;
     }
-    case "nextDueAt": {
-      const [row] = await rows<{ at: number | null }>(NEXT_DUE_AT_SQL, []);
-      return row?.at ?? undefined;
-    }
+    case "nextDueAt":
+      return nextDueAtFetch();
     case "outbox": {
-      const query = read.args[0] as OutboxQuery;
+      const search = read.args[0] as OutboxQuery;
       const where = new Where();
-      if (query.addressPrefixes !== undefined)
+      if (search.addressPrefixes !== undefined)
         where.add(
           (p) => `EXISTS (SELECT 1 FROM unnest(${p}::text[]) AS prefix WHERE starts_with(address, prefix))`,
-          query.addressPrefixes.map(encodeText),
+          search.addressPrefixes.map(encodeText),
         );
-      if (query.after !== undefined) where.add((p) => `key > ${p}`, encodeText(query.after));
-      const limit = where.limit(query.limit);
-      return (
-        await rows<OutboxRow>(
-          `SELECT ${OUTBOX_COLUMNS} FROM outbox ${where} ORDER BY key LIMIT ${limit}`,
-          where.parameters,
-        )
-      ).map(outboxFromRow);
+      if (search.after !== undefined) where.add((p) => `key > ${p}`, encodeText(search.after));
+      const limit = where.limit(search.limit);
+      return selecting(
+        query(`SELECT ${OUTBOX_COLUMNS} FROM outbox ${where} ORDER BY key LIMIT ${limit}`, where.parameters),
+        (rows: OutboxRow[]) => rows.map(outboxFromRow),
+      );
     }
     case "allCallbacks":
-      return rows<{ awaited: string; awaiter: string }>(
-        "SELECT awaited, awaiter FROM callbacks ORDER BY awaited, awaiter",
-        [],
+      return selecting(
+        query("SELECT awaited, awaiter FROM callbacks ORDER BY awaited, awaiter", []),
+        (rows: { awaited: string; awaiter: string }[]) => rows,
       );
     case "settledPromises": {
-      const query = read.args[0] as SettledQuery;
+      const search = read.args[0] as SettledQuery;
       const where = new Where();
-      where.add((p) => `settled_at IS NOT NULL AND settled_at < ${p}`, query.before);
-      if (query.after !== undefined) {
-        const { settledAt, id } = query.after;
+      where.add((p) => `settled_at IS NOT NULL AND settled_at < ${p}`, search.before);
+      if (search.after !== undefined) {
+        const { settledAt, id } = search.after;
         where.add((p) => `settled_at >= ${p}`, settledAt);
         // The parameter just added is the settledAt bound; the row comparison reuses it.
         const settledAtParameter = `$${where.parameters.length}`;
         where.add((p) => `(settled_at, id) > (${settledAtParameter}::bigint, ${p})`, id);
       }
-      const limit = where.limit(query.limit);
-      return (
-        await rows<PromiseRow>(
+      const limit = where.limit(search.limit);
+      return selecting(
+        query(
           `SELECT ${PROMISE_COLUMNS} FROM promises ${where} ORDER BY settled_at, id LIMIT ${limit}`,
           where.parameters,
-        )
-      ).map(promiseFromRow);
+        ),
+        (rows: PromiseRow[]) => rows.map(promiseFromRow),
+      );
     }
     case "promisesById":
-      return (
-        await rows<PromiseRow>(
+      return selecting(
+        prepared(
           `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
           [read.args[0] as string[]],
-        )
-      ).map(promiseFromRow);
+        ),
+        (rows: PromiseRow[]) => rows.map(promiseFromRow),
+      );
     case "tasksById":
-      return (
-        await rows<TaskRow>(
-          `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
-          [read.args[0] as string[]],
-        )
-      ).map(taskFromRow);
+      return selecting(
+        prepared(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, [
+          read.args[0] as string[],
+        ]),
+        (rows: TaskRow[]) => rows.map(taskFromRow),
+      );
     case "callbacksByAwaiter":
-      return rows<{ awaited: string; awaiter: string }>(
-        "SELECT awaited, awaiter FROM callbacks WHERE awaiter = ANY($1::text[]) ORDER BY awaited, awaiter",
-        [read.args[0] as string[]],
+      return selecting(
+        prepared(
+          "SELECT awaited, awaiter FROM callbacks WHERE awaiter = ANY($1::text[]) ORDER BY awaited, awaiter",
+          [read.args[0] as string[]],
+        ),
+        (rows: { awaited: string; awaiter: string }[]) => rows,
       );
     case "allListeners":
-      return (
-        await rows<{ awaited: string; address: string }>(
-          "SELECT awaited, address FROM listeners ORDER BY awaited, address",
-          [],
-        )
-      ).map((row) => ({ awaited: row.awaited, address: decodeText(row.address) }));
+      return selecting(
+        query("SELECT awaited, address FROM listeners ORDER BY awaited, address", []),
+        (rows: { awaited: string; address: string }[]) =>
+          rows.map((row) => ({ awaited: row.awaited, address: decodeText(row.address) })),
+      );
   }
 }
