@@ -13,6 +13,7 @@ import { compareCodePoints } from "../lib/order.js";
 import {
   isExternal,
   isTargeted,
+  PRELOAD_FIELD,
   PROTOCOL_VERSION,
   type PromiseRecord,
   TAG,
@@ -166,7 +167,7 @@ export function taskFence(ctx: StepContext, request: TaskFenceRequest): Response
   };
   const response: FenceResponseData = {
     action: { kind, head, data: inner.data },
-    preload: preload(ctx, held.promise),
+    preload: data[PRELOAD_FIELD] === false ? [] : preload(ctx, held.promise),
   };
   return ok(response);
 }

@@ -1,14 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { AssertionError } from "../lib/assert.js";
+import { decodeBody } from "./decode.js";
 import { ERROR_CATALOGUE, type ErrorCode, isErrorCode, protocolError } from "./errors.js";
-import {
-  decodeBody,
-  FAST_CHECKED,
-  type FastChecked,
-  failureResponse,
-  type ParseFailure,
-  parseRequest,
-} from "./parse.js";
+import { FAST_CHECKED, type FastChecked, failureResponse, type ParseFailure, parseRequest } from "./parse.js";
 import { PROTOCOL_VERSION } from "./records.js";
 import { REQUEST_KINDS, type Request } from "./requests.js";
 

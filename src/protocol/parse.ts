@@ -4,7 +4,7 @@
  *
  * Two steps, because authentication runs before every other check (PROTOCOL.md,
  * Pledge's decisions):
- *  1. `decodeBody`: bytes → JSON, reading `kind`, `head.corrId` and `head.auth`
+ *  1. `decodeBody` (decode.ts): bytes → JSON, reading `kind`, `head.corrId` and `head.auth`
  *     leniently. It fails only on bytes that are not UTF-8 or not JSON. (When a
  *     token is required and the body does not decode, the HTTP layer still answers
  *     `401` unless the `Authorization` header carries the token.)
@@ -27,9 +27,11 @@
  *      schema, which alone words a failure. So error texts have one source.
  */
 import { z } from "zod";
+import { echoCorrId, echoKind } from "./decode.js";
 import { type ErrorCode, protocolError } from "./errors.js";
 import { cronProblem, isDeliverable } from "./field-checks.js";
 import {
+  PRELOAD_FIELD,
   PROMISE_STATES,
   PROTOCOL_VERSION,
   SETTLABLE_STATES,
@@ -55,10 +57,6 @@ export interface ParseFailure {
   message: string;
 }
 
-export type DecodeResult =
-  | { ok: true; json: unknown; text: string; kind: string; corrId: string; auth?: string }
-  | { ok: false; failure: ParseFailure };
-
 export type ParseResult =
   | { ok: true; request: Request; debugTime?: number }
   | { ok: false; failure: ParseFailure };
@@ -79,8 +77,6 @@ function mayHoldUnkeepable(text: string | undefined): boolean {
   return text === undefined || text.includes("\\u") || text.includes("__proto__");
 }
 
-const UNKNOWN_KIND = "unknown";
-const UNKNOWN_CORR_ID = "0";
 const DEBUG_TIME = "resonate:debug_time";
 const ORIGIN = "resonate:origin";
 
@@ -90,35 +86,10 @@ export function failureResponse(failure: ParseFailure): Response {
 }
 
 // ---------------------------------------------------------------------------
-// Step 1: bytes → JSON
+// Step 1, bytes → JSON, is decode.ts's.
 
 /** A UTF-16 surrogate without its pair: it cannot be stored as UTF-8 and would come back changed. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
-
-export function decodeBody(bytes: Uint8Array): DecodeResult {
-  let text: string;
-  try {
-    text = UTF8.decode(bytes);
-  } catch {
-    return decodeFailure("invalid_encoding", "body: not valid UTF-8");
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    return decodeFailure("invalid_json", `body: not valid JSON (${reason})`);
-  }
-  const kind = echoKind(json);
-  const corrId = echoCorrId(json);
-  const head = isObject(json) ? json.head : undefined;
-  const auth = isObject(head) && typeof head.auth === "string" ? head.auth : undefined;
-  return auth === undefined
-    ? { ok: true, json, text, kind, corrId }
-    : { ok: true, json, text, kind, corrId, auth };
-}
 
 /**
  * The first string or key the stores could not keep exactly, with why: a lone
@@ -147,19 +118,6 @@ function unkeepablePath(value: unknown, path: string): { path: string; problem: 
     if (found !== undefined) return found;
   }
   return undefined;
-}
-
-function decodeFailure(code: ErrorCode, message: string): DecodeResult {
-  return { ok: false, failure: { status: 400, kind: UNKNOWN_KIND, corrId: UNKNOWN_CORR_ID, code, message } };
-}
-
-function echoKind(json: unknown): string {
-  return isObject(json) && typeof json.kind === "string" ? json.kind : UNKNOWN_KIND;
-}
-
-function echoCorrId(json: unknown): string {
-  const head = isObject(json) ? json.head : undefined;
-  return isObject(head) && typeof head.corrId === "string" ? head.corrId : UNKNOWN_CORR_ID;
 }
 
 // ---------------------------------------------------------------------------
@@ -460,7 +418,15 @@ const SCHEMAS = {
     { id: Id, version: NonNegativeInteger, pid: Id, ttl: NonNegativeInteger },
     OBJECT,
   ),
-  taskFence: z.strictObject({ id: Id, version: NonNegativeInteger, action: z.unknown().optional() }, OBJECT),
+  taskFence: z.strictObject(
+    {
+      id: Id,
+      version: NonNegativeInteger,
+      action: z.unknown().optional(),
+      [PRELOAD_FIELD]: z.literal(false).optional(),
+    },
+    OBJECT,
+  ),
   taskHeartbeat: z.strictObject(
     { pid: Id, tasks: z.array(TaskRefData, { error: "expected an array of {id, version}" }) },
     OBJECT,
@@ -627,8 +593,11 @@ const TASK_FENCE_KEYS = keysOf(SCHEMAS.taskFence);
 function fastTaskFence(data: JsonObject): z.output<(typeof SCHEMAS)["taskFence"]> | undefined {
   if (!hasOnlyKeys(data, TASK_FENCE_KEYS)) return undefined;
   const { id, version, action } = data;
-  if (!isId(id) || !isNonNegativeInteger(version)) return undefined;
-  return "action" in data ? { id, version, action } : { id, version };
+  const preload = data[PRELOAD_FIELD];
+  if (!isId(id) || !isNonNegativeInteger(version) || (preload !== undefined && preload !== false))
+    return undefined;
+  const checked = "action" in data ? { id, version, action } : { id, version };
+  return preload === undefined ? checked : { ...checked, [PRELOAD_FIELD]: preload };
 }
 
 const TASK_FULFILL_KEYS = keysOf(SCHEMAS.taskFulfill);
@@ -805,7 +774,7 @@ function parseTaskFulfill(data: JsonObject): Parsed<DataOf<"task.fulfill">> {
 function parseTaskFence(data: JsonObject): Parsed<DataOf<"task.fence">> {
   const result = validate(FAST_CHECKED.taskFence, data, "data");
   if (!result.ok) return result;
-  const { id, version, action } = result.data;
+  const { id, version, action, [PRELOAD_FIELD]: preload } = result.data;
   if (action === undefined) return bad(fault("invalid_field", "data.action", "required"));
   if (!isObject(action)) {
     return bad(
@@ -837,7 +806,8 @@ function parseTaskFence(data: JsonObject): Parsed<DataOf<"task.fence">> {
       ),
     );
   }
-  return { ok: true, data: { id, version, action: fenceAction(kind, inner) } };
+  const fenced = { id, version, action: fenceAction(kind, inner) };
+  return { ok: true, data: preload === undefined ? fenced : { ...fenced, [PRELOAD_FIELD]: preload } };
 }
 
 function fenceAction(kind: "promise.create" | "promise.settle", inner: JsonObject): FenceAction {

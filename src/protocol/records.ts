@@ -36,7 +36,20 @@ export const SETTLE_ON_CREATE = "pledge:settle";
 /** The HTTP response header in which a Pledge server names the extensions it takes. */
 export const EXTENSIONS_HEADER = "Pledge-Extensions";
 /** `settle-on-create`: `SETTLE_ON_CREATE`, and preload of every branch-mate (ADR 0005). */
-export const PROTOCOL_EXTENSIONS: ReadonlySet<string> = new Set(["settle-on-create"]);
+export const SETTLE_ON_CREATE_EXTENSION = "settle-on-create";
+/** `batch`: a `POST /` body may be an array of requests, answered by an array (ADR 0006). */
+export const BATCH_EXTENSION = "batch";
+/** `preload-opt-out`: `PRELOAD_FIELD` (ADR 0006). */
+export const PRELOAD_OPT_OUT_EXTENSION = "preload-opt-out";
+/** In `task.fence` data, `false`: answer `preload: []`, the caller has no use for it. */
+export const PRELOAD_FIELD = "pledge:preload";
+export const PROTOCOL_EXTENSIONS: ReadonlySet<string> = new Set([
+  SETTLE_ON_CREATE_EXTENSION,
+  BATCH_EXTENSION,
+  PRELOAD_OPT_OUT_EXTENSION,
+]);
+/** The most requests one batch may hold. */
+export const MAX_BATCH_REQUESTS = 1000;
 export type SettlableState = (typeof SETTLABLE_STATES)[number];
 
 export interface PromiseRecord {

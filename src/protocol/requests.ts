@@ -77,7 +77,16 @@ export type TaskAcquireRequest = RequestOf<
   "task.acquire",
   { id: string; version: number; pid: string; ttl: number }
 >;
-export type TaskFenceRequest = RequestOf<"task.fence", { id: string; version: number; action: FenceAction }>;
+export type TaskFenceRequest = RequestOf<
+  "task.fence",
+  {
+    id: string;
+    version: number;
+    action: FenceAction;
+    /** `PRELOAD_FIELD` (records.ts): `false` answers `preload: []`. */
+    "pledge:preload"?: false;
+  }
+>;
 export type TaskHeartbeatRequest = RequestOf<
   "task.heartbeat",
   { pid: string; tasks: { id: string; version: number }[] }

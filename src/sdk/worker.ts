@@ -19,7 +19,13 @@
  *      not (PROTOCOL.md §5.5), so this bound is all a worker can know.
  */
 import type { Clock, Timers } from "../lib/clock.js";
-import type { OutgoingMessage, PromiseRecord, TaskRecord } from "../protocol/records.js";
+import {
+  type OutgoingMessage,
+  PRELOAD_OPT_OUT_EXTENSION,
+  type PromiseRecord,
+  SETTLE_ON_CREATE_EXTENSION,
+  type TaskRecord,
+} from "../protocol/records.js";
 import { Context } from "./engine/context.js";
 import { Execution, type ExecutionEnvironment, type Outcome, type Registry } from "./engine/execution.js";
 import type { Network } from "./network/network.js";
@@ -92,7 +98,8 @@ export class Worker {
       group: options.group,
       pid: options.pid,
       context: (frame, execution) => new Context(frame, execution, options.clock),
-      settleOnCreate: new ExtensionSwitch(options.network, "settle-on-create"),
+      settleOnCreate: new ExtensionSwitch(options.network, SETTLE_ON_CREATE_EXTENSION),
+      preloadOptOut: new ExtensionSwitch(options.network, PRELOAD_OPT_OUT_EXTENSION),
       holdsLease: (task) => {
         const held = this.held.get(task.id);
         return (

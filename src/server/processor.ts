@@ -97,9 +97,11 @@ export class Processor {
     try {
       const startedMs = performance.now();
       const ids = new Set<string>();
+      const branchesOf = new Set<string>();
       const outboxKeys = new Set<string>();
       for (const { item } of batch) {
         for (const id of item.hints?.ids ?? []) ids.add(id);
+        for (const id of item.hints?.branchesOf ?? []) branchesOf.add(id);
         for (const key of item.hints?.outboxKeys ?? []) outboxKeys.add(key);
       }
       const { results, messages, nextDueAt } = await this.store.transaction(
@@ -114,7 +116,7 @@ export class Processor {
           }
           return { results, messages, nextDueAt: tx.nextDueAt() };
         },
-        { ids: [...ids], outboxKeys: [...outboxKeys] },
+        { ids: [...ids], branchesOf: [...branchesOf], outboxKeys: [...outboxKeys] },
       );
       const commitSeconds = (performance.now() - startedMs) / 1000;
       assert(results.length === batch.length, "G1 one result per batch item");

@@ -19,7 +19,7 @@
  *      `retainMs` nothing is ever deleted.
  */
 
-import { namedIds } from "../core/read-hints.js";
+import { requestReads } from "../core/read-hints.js";
 import { emptyChanges, type OutboxEntry } from "../core/state.js";
 import { type CoreConfig, expireAllLeases, step, sweep } from "../core/step.js";
 import { AssertionError, assert } from "../lib/assert.js";
@@ -152,7 +152,7 @@ export class ServerShell {
           : this.clock.now();
     const observed = this.events.observed; // H4: decided once, outside the transaction
     const { response, events } = await this.processor.submit({
-      hints: { ids: namedIds(request) },
+      hints: requestReads(request),
       run: (tx) => {
         const result = step(tx, request, now, this.config);
         const events = observed ? describeChanges(tx, result.changes, now, request.kind) : [];

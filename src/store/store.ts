@@ -26,6 +26,8 @@ export interface StoreTransaction extends StateReader {
 export interface ReadHints {
   /** Promise ids; tasks share their promise's id, so these name the tasks too. */
   ids: readonly string[];
+  /** Of `ids`, those whose branch's promises are listed (`promisesInBranch`), by their branch tag or as a new root's id. */
+  branchesOf?: readonly string[];
   /** Outbox entry keys (the delivery clean-up names the entries it removes). */
   outboxKeys?: readonly string[];
 }

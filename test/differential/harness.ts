@@ -27,7 +27,7 @@ import os from "node:os";
 import path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { expect } from "vitest";
-import { namedIds } from "../../src/core/read-hints.js";
+import { requestReads } from "../../src/core/read-hints.js";
 import { type CollectResult, collect } from "../../src/core/retention.js";
 import {
   emptyChanges,
@@ -296,9 +296,11 @@ export async function runDifferential({
       if (roll < 0.7) {
         const drawn = drawRequest();
         if (drawn !== undefined) {
-          const result = await everywhere("step result", (tx) => runStep(tx, drawn.request, drawn.now), {
-            ids: namedIds(drawn.request),
-          });
+          const result = await everywhere(
+            "step result",
+            (tx) => runStep(tx, drawn.request, drawn.now),
+            requestReads(drawn.request),
+          );
           recordStep(drawn.kind, result);
         }
       } else if (roll < 0.82) {
@@ -351,7 +353,11 @@ export async function runDifferential({
     }
     described = `batch of ${items.length} at ${JSON.stringify(items.map((item) => ("sweep" in item ? item.sweep : item.now)))}: ${JSON.stringify(items)}`;
     // Hinted as the server hints its batches (core/read-hints.ts), so stores that fetch ahead do.
-    const hints = { ids: items.flatMap((item) => ("sweep" in item ? [] : namedIds(item.request))) };
+    const reads = items.flatMap((item) => ("sweep" in item ? [] : [requestReads(item.request)]));
+    const hints = {
+      ids: reads.flatMap((read) => read.ids),
+      branchesOf: reads.flatMap((read) => read.branchesOf),
+    };
     const results = await everywhere(
       "batch results",
       (tx) =>
@@ -390,9 +396,11 @@ export async function runDifferential({
       if (drawn !== undefined) {
         recordStep(
           drawn.kind,
-          await everywhere("step result", (tx) => runStep(tx, drawn.request, drawn.now), {
-            ids: namedIds(drawn.request),
-          }),
+          await everywhere(
+            "step result",
+            (tx) => runStep(tx, drawn.request, drawn.now),
+            requestReads(drawn.request),
+          ),
         );
       }
     }

@@ -1119,6 +1119,59 @@ describe("preload", () => {
     expect(data.preload).toStrictEqual(await expected(c));
   });
 
+  describe('Pledge\'s "pledge:preload": false on task.fence (ADR 0006)', () => {
+    const fenceQuietly = (c: Client, action: unknown, extra: Record<string, unknown> = {}) =>
+      c.call("task.fence", { id: "r", version: 1, action, "pledge:preload": false, ...extra });
+
+    test("answers an empty preload and does what the fence does without it", async () => {
+      const { c } = h;
+      await family(c);
+      c.at(500);
+      expectOk(await c.acquire("r", 0));
+      const quiet = expectOk(
+        await fenceQuietly(c, {
+          kind: "promise.create",
+          head: { corrId: "i", version: "2026-04-01" },
+          data: { id: "q", timeoutAt: 9000, tags: { [TAG_BRANCH]: "r" } },
+        }),
+      );
+      expect(quiet.preload).toEqual([]);
+      expect(quiet.action.data.promise).toStrictEqual(await c.promise("q"));
+      // The same fence without the field preloads the branch, q included.
+      const loud = expectOk(
+        await c.fence("r", 1, {
+          kind: "promise.create",
+          data: { id: "q", timeoutAt: 9000, tags: { [TAG_BRANCH]: "r" } },
+        }),
+      );
+      expect(loud.preload.map((promise: { id: string }) => promise.id)).toEqual(["q", "r.1", "r.10", "r.2"]);
+    });
+
+    test("takes only false: true, null, a string or a number answer 400 naming the field", async () => {
+      const { c } = h;
+      await family(c);
+      c.at(500);
+      expectOk(await c.acquire("r", 0));
+      for (const value of [true, null, "false", 0]) {
+        const reply = await c.call("task.fence", {
+          id: "r",
+          version: 1,
+          action: { kind: "promise.create", data: { id: "q", timeoutAt: 9000 } },
+          "pledge:preload": value,
+        });
+        expectError(reply, 400);
+        expect(reply.data).toMatch(/^data\["pledge:preload"\]/);
+      }
+      expect(await c.call("promise.get", { id: "q" })).toMatchObject({ status: 404 });
+    });
+
+    test("the server names the extension in Pledge-Extensions", async () => {
+      const response = await fetch(`${h.url}/`, { method: "POST", body: "{}" });
+      const named = (response.headers.get("pledge-extensions") ?? "").split(",").map((name) => name.trim());
+      expect(named).toEqual(expect.arrayContaining(["preload-opt-out", "batch", "settle-on-create"]));
+    });
+  });
+
   test("preload is empty when the task's promise has no branch tag", async () => {
     const { c } = h;
     await family(c);

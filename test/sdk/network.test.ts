@@ -241,6 +241,65 @@ describe("remote network", () => {
     expect(other.supports("settle-on-create")).toBe(false);
   });
 
+  test("R4: the first attempts of one turn go in one POST where the server names batch, each answered in its slot", async () => {
+    const posts: number[] = [];
+    const url = await fakeServer((_request, body, response) => {
+      const json = JSON.parse(body) as unknown;
+      const requests = Array.isArray(json) ? json : [json];
+      posts.push(Array.isArray(json) ? requests.length : 0);
+      const answers = requests.map((request) =>
+        answer(JSON.stringify(request), 404, `no ${request.data.id}`),
+      );
+      response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
+      response.end(Array.isArray(json) ? `[${answers.join(",")}]` : answers[0]);
+    });
+    const network = remote(url);
+    await network.send({ kind: "promise.get", data: { id: "first" } }); // learns the extension, alone
+    const ids = ["a", "b", "c", "d", "e"];
+    const answers = await Promise.all(ids.map((id) => network.send({ kind: "promise.get", data: { id } })));
+    expect(answers.map((response) => response.data)).toEqual(ids.map((id) => `no ${id}`));
+    expect(posts).toEqual([0, 5]);
+    await network.send({ kind: "promise.get", data: { id: "last" } }); // alone in its turn: no array
+    expect(posts).toEqual([0, 5, 0]);
+  });
+
+  test("R4: a batch answered with anything but an array of as many slots is retried request by request", async () => {
+    const posts: string[] = [];
+    const url = await fakeServer((_request, body, response) => {
+      const json = JSON.parse(body) as unknown;
+      posts.push(Array.isArray(json) ? `batch of ${json.length}` : "alone");
+      response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
+      if (Array.isArray(json)) response.end(`[${answer(JSON.stringify(json[0]), 404, "only one")}]`);
+      else response.end(answer(body, 404, "alone"));
+    });
+    const network = remote(url, {});
+    await network.send({ kind: "promise.get", data: { id: "first" } });
+    const answers = await Promise.all(
+      ["a", "b"].map((id) => network.send({ kind: "promise.get", data: { id } })),
+    );
+    expect(answers.map((response) => response.data)).toEqual(["alone", "alone"]);
+    expect(posts).toEqual(["alone", "batch of 2", "alone", "alone"]);
+  });
+
+  test("R4: against pledge serve, a batch's requests apply in order and answer as they would alone", async () => {
+    const network = remote((await serve()).url);
+    await network.send({ kind: "promise.get", data: { id: "warm-up" } });
+    expect(network.supports("batch")).toBe(true);
+    const [created, got, settled, again] = await Promise.all([
+      network.send(create("p", {})),
+      network.send({ kind: "promise.get", data: { id: "p" } }),
+      network.send({ kind: "promise.settle", data: { id: "p", state: "resolved" } }),
+      network.send({ kind: "promise.get", data: { id: "p" } }),
+    ]);
+    expect(created?.status).toBe(200);
+    expect(got).toMatchObject({ status: 200, data: { promise: { id: "p", state: "pending" } } });
+    expect(settled).toMatchObject({ status: 200, data: { promise: { id: "p", state: "resolved" } } });
+    expect(again).toMatchObject({ status: 200, data: { promise: { id: "p", state: "resolved" } } });
+    await expect(network.send({ kind: "promise.get", data: { id: "" } })).rejects.toBeInstanceOf(
+      ProtocolRejection,
+    );
+  });
+
   test("the token travels with every request and a wrong one is rejected with 401", async () => {
     const server = await serve({ authToken: "s3cret" });
     const good = remote(server.url, { token: "s3cret" });

@@ -6,7 +6,7 @@
  */
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { namedIds } from "../../src/core/read-hints.js";
+import { requestReads } from "../../src/core/read-hints.js";
 import { COLLECT_LIMIT, collect } from "../../src/core/retention.js";
 import { type ShellRequestKind, step } from "../../src/core/step.js";
 import { AssertionError } from "../../src/lib/assert.js";
@@ -144,7 +144,7 @@ if (requirePostgres("the PostgreSQL store tests")) {
           entry: tx.outboxEntry(entry.key)?.address,
           gone: tx.outboxEntry("no such key"),
         }),
-        { ids: ["r", "q"], outboxKeys: [entry.key, "no such key"] },
+        { ids: ["r", "q"], branchesOf: ["r", "q"], outboxKeys: [entry.key, "no such key"] },
       );
       expect(seen).toEqual({
         root: undefined,
@@ -271,14 +271,11 @@ if (requirePostgres("the PostgreSQL store tests")) {
       const other = await openPostgresStore({ url: POSTGRES_URL, schema });
       const P = `race-${Math.random().toString(36).slice(2, 10)}`;
       const run = (target: Store, request: Exclude<Request, { kind: ShellRequestKind }>, now: number) =>
-        target.transaction(
-          (tx) => {
-            const result = step(tx, request, now, { retryTimeoutMs: 5000 });
-            tx.apply(result.changes);
-            return result.response;
-          },
-          { ids: namedIds(request) },
-        );
+        target.transaction((tx) => {
+          const result = step(tx, request, now, { retryTimeoutMs: 5000 });
+          tx.apply(result.changes);
+          return result.response;
+        }, requestReads(request));
       const holder = new pg.Client({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}` });
       await holder.connect();
       try {

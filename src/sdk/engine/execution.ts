@@ -33,10 +33,17 @@
  */
 import { assert } from "../../lib/assert.js";
 import type { Clock, Timers } from "../../lib/clock.js";
-import { type PromiseRecord, SETTLE_ON_CREATE, TAG, type Tags, type Value } from "../../protocol/records.js";
+import {
+  PRELOAD_FIELD,
+  type PromiseRecord,
+  SETTLE_ON_CREATE,
+  TAG,
+  type Tags,
+  type Value,
+} from "../../protocol/records.js";
 import type { PromiseCreateData, Response } from "../../protocol/requests.js";
 import { decode, encode, SerializationError, toError } from "../codec.js";
-import type { Network } from "../network/network.js";
+import { type Network, ProtocolRejection } from "../network/network.js";
 import type { CallOptions } from "../options.js";
 import { DEFAULT_RETRY, NonRetryableError, type RetryPolicy, retryDelay } from "../retry.js";
 import { ExecutionTrace } from "../tracing.js";
@@ -81,7 +88,17 @@ export interface ExecutionEnvironment {
    * turns it off for them all. Absent: never folded.
    */
   settleOnCreate?: { supported: boolean };
+  /**
+   * Whether fences ask for no preload (`pledge:preload`, ADR 0006): an execution
+   * never reads a fence's preload. Shared like `settleOnCreate`. Absent: never asked.
+   */
+  preloadOptOut?: { supported: boolean };
 }
+
+/** The action of a fence this engine sends. */
+type FenceRequestAction =
+  | { kind: "promise.create"; data: PromiseCreateData }
+  | { kind: "promise.settle"; data: { id: string; state: "resolved" | "rejected"; value: Value } };
 
 export type Outcome =
   | { kind: "done"; state: "resolved" | "rejected"; value: Value }
@@ -698,26 +715,17 @@ export class Execution implements FutureObserver {
    * `refusable`: an inner `400` answers "refused" instead of failing the call (a
    * server that does not take an extension).
    */
-  private async fence(
-    action:
-      | { kind: "promise.create"; data: PromiseCreateData }
-      | { kind: "promise.settle"; data: { id: string; state: "resolved" | "rejected"; value: Value } },
-  ): Promise<PromiseRecord | undefined>;
+  private async fence(action: FenceRequestAction): Promise<PromiseRecord | undefined>;
   private async fence(
     action: { kind: "promise.create"; data: PromiseCreateData },
     options: { refusable: true },
   ): Promise<PromiseRecord | "refused" | undefined>;
   private async fence(
-    action:
-      | { kind: "promise.create"; data: PromiseCreateData }
-      | { kind: "promise.settle"; data: { id: string; state: "resolved" | "rejected"; value: Value } },
+    action: FenceRequestAction,
     options?: { refusable: true },
   ): Promise<PromiseRecord | "refused" | undefined> {
     if (this.finished) return undefined;
-    const response: Response = await this.env.network.send({
-      kind: "task.fence",
-      data: { id: this.task.id, version: this.task.version, action },
-    });
+    const response = await this.sendFence(action);
     if (this.finished) return undefined;
     if (response.status !== 200) {
       this.abandon(
@@ -729,6 +737,24 @@ export class Execution implements FutureObserver {
     if (inner.head.status === 400 && options?.refusable === true) return "refused";
     if (inner.head.status !== 200) throw new Error(`${action.kind} ${action.data.id}: ${String(inner.data)}`);
     return (inner.data as { promise: PromiseRecord }).promise;
+  }
+
+  /**
+   * A fence, asking for no preload where the server takes that (ADR 0006). A server
+   * that refuses the field (a replacement behind the same URL, say) gets the fence
+   * again without it, and no fence of this worker asks again.
+   */
+  private async sendFence(action: FenceRequestAction): Promise<Response> {
+    const data = { id: this.task.id, version: this.task.version, action };
+    const optOut = this.env.preloadOptOut;
+    if (optOut?.supported !== true) return this.env.network.send({ kind: "task.fence", data });
+    try {
+      return await this.env.network.send({ kind: "task.fence", data: { ...data, [PRELOAD_FIELD]: false } });
+    } catch (error) {
+      if (!(error instanceof ProtocolRejection) || error.status !== 400) throw error;
+      optOut.supported = false;
+      return this.env.network.send({ kind: "task.fence", data });
+    }
   }
 
   /** Counts `work` as in flight while it runs. */

@@ -39,6 +39,11 @@
  *  R3  A message reaches `onMessage` in a microtask of its own, never after the
  *      subscription was stopped, and only once it is an `execute` or an
  *      `unblock` with the fields a worker reads.
+ *  R4  Where the server names the `batch` extension (ADR 0006), the first
+ *      attempts of one turn of the event loop go in one POST, an array of their
+ *      envelopes; each slot of the answering array is sorted as if it had come
+ *      alone (R1). An answer that is not an array of as many slots fails every
+ *      request of the batch, and each is retried alone.
  */
 import {
   type ClientRequest,
@@ -49,7 +54,13 @@ import {
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { urlToHttpOptions } from "node:url";
 import type { Timers } from "../../lib/clock.js";
-import { EXTENSIONS_HEADER, type OutgoingMessage, PROTOCOL_VERSION } from "../../protocol/records.js";
+import {
+  BATCH_EXTENSION,
+  EXTENSIONS_HEADER,
+  MAX_BATCH_REQUESTS,
+  type OutgoingMessage,
+  PROTOCOL_VERSION,
+} from "../../protocol/records.js";
 import type { ErrorDetail, Response } from "../../protocol/requests.js";
 import { type Network, NetworkClosedError, type NetworkRequest, ProtocolRejection } from "./network.js";
 
@@ -211,6 +222,17 @@ type Attempt =
   | { kind: "reject"; status: number; message: string }
   | { kind: "retry"; reason: string };
 
+/** What one POST came to: an answer read in full, or why there is none. */
+type Exchanged = { httpStatus: number; text: string } | { reason: string };
+
+/** A first attempt waiting for its turn's batch. */
+interface Queued {
+  kind: string;
+  corrId: string;
+  text: string;
+  resolve(outcome: Attempt): void;
+}
+
 export class RemoteNetwork implements Network {
   readonly unicast: string;
   readonly anycast: string;
@@ -239,6 +261,8 @@ export class RemoteNetwork implements Network {
   private closed = false;
   /** What the server's `Pledge-Extensions` header named on its latest answer (ADR 0005). */
   private extensions: ReadonlySet<string> = new Set();
+  /** First attempts waiting for this turn's batch (R4). */
+  private queued: Queued[] = [];
 
   constructor(options: RemoteNetworkOptions) {
     let parsed: URL;
@@ -275,10 +299,14 @@ export class RemoteNetwork implements Network {
   async send(request: NetworkRequest): Promise<Response> {
     if (this.closed) throw new NetworkClosedError(`network closed; ${request.kind} not sent`);
     const corrId = this.newId();
-    const body = Buffer.from(JSON.stringify(toEnvelope(request, corrId, this.token)), "utf8");
+    const text = JSON.stringify(toEnvelope(request, corrId, this.token));
     let lastFailure = "none";
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.attempt(request.kind, corrId, body);
+      // A first attempt joins this turn's batch where the server takes batches (R4); retries go alone.
+      const outcome =
+        attempt === 1 && this.supports(BATCH_EXTENSION)
+          ? await this.batched(request.kind, corrId, text)
+          : await this.attempt(request.kind, corrId, Buffer.from(text, "utf8"));
       if (outcome.kind === "answer") return outcome.response;
       if (outcome.kind === "reject") throw new ProtocolRejection(outcome.status, outcome.message);
       if (outcome.reason !== ABORTED_BY_CLOSE) lastFailure = outcome.reason;
@@ -332,8 +360,60 @@ export class RemoteNetwork implements Network {
     this.extensions = new Set(named.filter((name) => name !== ""));
   }
 
+  /** One request posted alone. Never throws (nor rejects). */
+  private async attempt(kind: string, corrId: string, body: Buffer): Promise<Attempt> {
+    const reply = await this.exchange(body);
+    return "reason" in reply
+      ? { kind: "retry", reason: reply.reason }
+      : readAnswer({ kind, corrId, ...reply });
+  }
+
+  /** Joins the batch of this turn of the event loop (R4); answers as `attempt` would. */
+  private batched(kind: string, corrId: string, text: string): Promise<Attempt> {
+    return new Promise<Attempt>((resolve) => {
+      this.queued.push({ kind, corrId, text, resolve });
+      if (this.queued.length === 1) setImmediate(() => this.postQueued());
+    });
+  }
+
+  /** Posts what this turn queued: one request alone, several as arrays of at most `MAX_BATCH_REQUESTS`. */
+  private postQueued(): void {
+    const queued = this.queued;
+    this.queued = [];
+    if (this.closed) {
+      for (const request of queued) request.resolve({ kind: "retry", reason: ABORTED_BY_CLOSE });
+      return;
+    }
+    for (let start = 0; start < queued.length; start += MAX_BATCH_REQUESTS) {
+      const part = queued.slice(start, start + MAX_BATCH_REQUESTS);
+      if (part.length === 1) {
+        const [only] = part as [Queued];
+        void this.attempt(only.kind, only.corrId, Buffer.from(only.text, "utf8")).then(only.resolve);
+        continue;
+      }
+      const body = Buffer.from(`[${part.map((request) => request.text).join(",")}]`, "utf8");
+      void this.exchange(body).then((reply) => {
+        const answers = "reason" in reply ? undefined : batchAnswers(reply.text, part.length);
+        for (const [index, request] of part.entries()) {
+          const answer = answers?.[index];
+          request.resolve(
+            answer !== undefined
+              ? sortAnswer({ kind: request.kind, corrId: request.corrId, httpStatus: 200, json: answer })
+              : {
+                  kind: "retry",
+                  reason:
+                    "reason" in reply
+                      ? reply.reason
+                      : `HTTP ${reply.httpStatus}: not an array of ${part.length} answers to the batch: ${oneLine(reply.text) || "(empty body)"}`,
+                },
+          );
+        }
+      });
+    }
+  }
+
   /** One POST, its answer read in full, within `requestTimeoutMs`. Never throws (nor rejects). */
-  private attempt(kind: string, corrId: string, body: Buffer): Promise<Attempt> {
+  private exchange(body: Buffer): Promise<Exchanged> {
     let request: ClientRequest;
     try {
       request = this.post({
@@ -342,12 +422,12 @@ export class RemoteNetwork implements Network {
       });
     } catch (error) {
       // A header Node refuses (a token with a newline) fails the attempt, as it failed fetch.
-      return Promise.resolve({ kind: "retry", reason: describeRequestFailure(error) });
+      return Promise.resolve({ reason: describeRequestFailure(error) });
     }
-    return new Promise<Attempt>((resolve) => {
+    return new Promise<Exchanged>((resolve) => {
       // The first outcome wins; whatever the request emits afterwards is ignored.
       let settled = false;
-      const settle = (outcome: Attempt) => {
+      const settle = (outcome: Exchanged) => {
         if (settled) return;
         settled = true;
         this.timers.clearTimeout(timeout);
@@ -357,7 +437,7 @@ export class RemoteNetwork implements Network {
       // Destroying the request destroys its socket: the agent never reuses a
       // connection with an answer still coming on it.
       const end = (reason: string) => {
-        settle({ kind: "retry", reason });
+        settle({ reason });
         request.destroy();
       };
       const timeout = this.timers.setTimeout(
@@ -365,7 +445,7 @@ export class RemoteNetwork implements Network {
         this.requestTimeoutMs,
       );
       this.inFlight.add(end);
-      request.on("error", (error) => settle({ kind: "retry", reason: describeRequestFailure(error) }));
+      request.on("error", (error) => settle({ reason: describeRequestFailure(error) }));
       request.on("response", (response) => {
         this.noteExtensions(response.headers[EXTENSIONS_HEADER.toLowerCase()]);
         let text = "";
@@ -373,17 +453,12 @@ export class RemoteNetwork implements Network {
         response.on("data", (chunk: string) => {
           text += chunk;
         });
-        response.on("end", () =>
-          settle(readAnswer({ kind, corrId, httpStatus: response.statusCode ?? 0, text })),
-        );
+        response.on("end", () => settle({ httpStatus: response.statusCode ?? 0, text }));
         response.on("error", (error) =>
-          settle({
-            kind: "retry",
-            reason: `the connection broke mid-answer: ${describeRequestFailure(error)}`,
-          }),
+          settle({ reason: `the connection broke mid-answer: ${describeRequestFailure(error)}` }),
         );
         response.on("close", () => {
-          if (!response.complete) settle({ kind: "retry", reason: "the connection closed mid-answer" });
+          if (!response.complete) settle({ reason: "the connection closed mid-answer" });
         });
       });
       request.end(body);
@@ -399,13 +474,35 @@ function closedWhileRetrying(kind: string, lastFailure: string): NetworkClosedEr
 
 /** Sorts one HTTP answer (header of this file; R1). */
 function readAnswer(input: { kind: string; corrId: string; httpStatus: number; text: string }): Attempt {
-  const { kind, corrId, httpStatus, text } = input;
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(input.text);
   } catch {
     json = undefined;
   }
+  return sortAnswer({ ...input, json });
+}
+
+/** The elements of a batch's answer, or undefined when it is not an array of `count` (R4). */
+function batchAnswers(text: string, count: number): unknown[] | undefined {
+  try {
+    const json: unknown = JSON.parse(text);
+    return Array.isArray(json) && json.length === count ? json : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sorts one answer, alone or from a batch (R1); `text`, when given, describes a body that is not an envelope. */
+function sortAnswer(input: {
+  kind: string;
+  corrId: string;
+  httpStatus: number;
+  json: unknown;
+  text?: string;
+}): Attempt {
+  const { kind, corrId, httpStatus, json } = input;
+  const text = input.text ?? JSON.stringify(json) ?? "";
   const envelope: { kind?: unknown; head: Record<string, unknown>; data?: unknown } | undefined =
     isObject(json) && isObject(json.head) ? { kind: json.kind, head: json.head, data: json.data } : undefined;
   const status = envelope?.head.status;

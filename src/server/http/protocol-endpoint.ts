@@ -21,9 +21,15 @@ import { performance } from "node:perf_hooks";
 import { AssertionError } from "../../lib/assert.js";
 import type { Logger } from "../../lib/logger.js";
 import { startSpan, type TraceSpan } from "../../lib/tracing.js";
+import { decodeBody, type Echo, echo } from "../../protocol/decode.js";
 import { type ErrorCode, protocolError } from "../../protocol/errors.js";
-import { decodeBody, failureResponse, parseRequest } from "../../protocol/parse.js";
-import { EXTENSIONS_HEADER, PROTOCOL_EXTENSIONS, PROTOCOL_VERSION } from "../../protocol/records.js";
+import { failureResponse, parseRequest } from "../../protocol/parse.js";
+import {
+  EXTENSIONS_HEADER,
+  MAX_BATCH_REQUESTS,
+  PROTOCOL_EXTENSIONS,
+  PROTOCOL_VERSION,
+} from "../../protocol/records.js";
 import type { Response as ProtocolResponse } from "../../protocol/requests.js";
 import { StoreUnavailableError } from "../../store/store.js";
 import type { ServerShell } from "../shell.js";
@@ -43,6 +49,13 @@ export interface EndpointRequest {
   header(name: "authorization" | "traceparent"): string | undefined;
   /** The body's bytes, or undefined when it is larger than `maxBytes` (then it is not read past the limit). */
   body(maxBytes: number): Promise<Uint8Array | undefined>;
+}
+
+/** What one request came to: the fields its answer echoes, and the response. */
+interface Outcome {
+  kind: string;
+  corrId: string;
+  response: ProtocolResponse;
 }
 
 export interface EndpointAnswer {
@@ -113,6 +126,70 @@ export function protocolEndpoint(
   };
 
   const unauthorized = () => protocolError(401, "unauthorized", "authorization: missing or invalid token");
+  const authorized = (presented: string | undefined) =>
+    options.authToken === undefined || tokenMatches(options.authToken, presented);
+
+  /** One decoded request: authorised (W1), parsed, handled. Never rejects. */
+  const settle = async (
+    json: unknown,
+    text: string,
+    claimed: Echo,
+    headerToken?: string,
+  ): Promise<Outcome> => {
+    if (!authorized(headerToken ?? claimed.auth))
+      return { kind: claimed.kind, corrId: claimed.corrId, response: unauthorized() };
+    const parsed = parseRequest(json, { debug: options.debug, text });
+    if (!parsed.ok)
+      return {
+        kind: parsed.failure.kind,
+        corrId: parsed.failure.corrId,
+        response: failureResponse(parsed.failure),
+      };
+    const { request: typed } = parsed;
+    const outcome = (response: ProtocolResponse) => ({ kind: typed.kind, corrId: typed.corrId, response });
+    try {
+      return outcome(await shell.handle(typed, parsed.debugTime));
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        options.logger.warn({ err: error, kind: typed.kind }, "store unavailable");
+        return outcome(failed("store_unavailable", `store unavailable: ${error.message}`));
+      }
+      if (error instanceof AssertionError) options.onFatal(error);
+      options.logger.error({ err: error, kind: typed.kind }, "request failed");
+      return outcome(failed("internal", "internal error; see the server log"));
+    }
+  };
+
+  /**
+   * A batch (ADR 0006): each request answered as if it came alone, in its own slot of
+   * an array, under HTTP 200; a token in the header covers them all, else each
+   * carries its own. All reach the shell in one turn, so they share a group commit.
+   */
+  const batch = async (
+    started: { ms: number; span: TraceSpan },
+    requests: unknown[],
+    text: string,
+    headerToken: string | undefined,
+  ): Promise<EndpointAnswer> => {
+    if (requests.length === 0 || requests.length > MAX_BATCH_REQUESTS) {
+      if (!authorized(headerToken)) return answer(started, "unknown", "0", unauthorized());
+      const message = `body: a batch holds 1 to ${MAX_BATCH_REQUESTS} requests, not ${requests.length}`;
+      return answer(started, "unknown", "0", protocolError(400, "invalid_envelope", message));
+    }
+    const outcomes = await Promise.all(
+      requests.map((request) => settle(request, text, echo(request), headerToken)),
+    );
+    for (const { kind, response } of outcomes)
+      shell.metrics.requestAnswered(kind, response.status, started.ms);
+    started.span.setAttributes({
+      "pledge.request.kind": "batch",
+      "pledge.batch.size": outcomes.length,
+      "http.response.status_code": 200,
+    });
+    started.span.end();
+    const bodies = outcomes.map(({ kind, corrId, response }) => envelope(kind, corrId, response));
+    return { status: 200, headers: JSON_HEADERS, body: `[${bodies.join(",")}]` };
+  };
 
   return async (request) => {
     const started = {
@@ -127,50 +204,17 @@ export function protocolEndpoint(
     const bytes = await request.body(options.maxBodyBytes);
     if (bytes === undefined) {
       // The body is not read past the limit, so only the header can carry a token here.
-      if (options.authToken !== undefined && !tokenMatches(options.authToken, headerToken))
-        return answer(started, "unknown", "0", unauthorized());
+      if (!authorized(headerToken)) return answer(started, "unknown", "0", unauthorized());
       const message = `body: larger than the limit of ${options.maxBodyBytes} bytes`;
       return answer(started, "unknown", "0", protocolError(413, "body_too_large", message));
     }
     const decoded = decodeBody(bytes);
-    if (options.authToken !== undefined) {
-      const presented = headerToken ?? (decoded.ok ? decoded.auth : undefined);
-      if (!tokenMatches(options.authToken, presented)) {
-        return answer(
-          started,
-          decoded.ok ? decoded.kind : "unknown",
-          decoded.ok ? decoded.corrId : "0",
-          unauthorized(),
-        );
-      }
-    }
-    if (!decoded.ok)
+    if (!decoded.ok) {
+      if (!authorized(headerToken)) return answer(started, "unknown", "0", unauthorized());
       return answer(started, decoded.failure.kind, decoded.failure.corrId, failureResponse(decoded.failure));
-    const parsed = parseRequest(decoded.json, { debug: options.debug, text: decoded.text });
-    if (!parsed.ok)
-      return answer(started, parsed.failure.kind, parsed.failure.corrId, failureResponse(parsed.failure));
-    const { request: typed } = parsed;
-    try {
-      const response = await shell.handle(typed, parsed.debugTime);
-      return answer(started, typed.kind, typed.corrId, response);
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) {
-        options.logger.warn({ err: error, kind: typed.kind }, "store unavailable");
-        return answer(
-          started,
-          typed.kind,
-          typed.corrId,
-          failed("store_unavailable", `store unavailable: ${error.message}`),
-        );
-      }
-      if (error instanceof AssertionError) options.onFatal(error);
-      options.logger.error({ err: error, kind: typed.kind }, "request failed");
-      return answer(
-        started,
-        typed.kind,
-        typed.corrId,
-        failed("internal", "internal error; see the server log"),
-      );
     }
+    if (Array.isArray(decoded.json)) return batch(started, decoded.json, decoded.text, headerToken);
+    const { kind, corrId, response } = await settle(decoded.json, decoded.text, decoded, headerToken);
+    return answer(started, kind, corrId, response);
   };
 }

@@ -98,6 +98,11 @@ export interface PrefetchedRows {
  */
 export function prefetch(hints: ReadHints): Fetch<PrefetchedRows> {
   const ids = [...new Set(hints.ids)];
+  const branchesOf = [...new Set(hints.branchesOf ?? [])];
+  assert(
+    branchesOf.every((id) => hints.ids.includes(id)),
+    "a promise whose branch is hinted is hinted itself (its row names the branch)",
+  );
   const outboxKeys = [...new Set(hints.outboxKeys ?? [])].map(encodeText);
   const queries: pg.QueryConfig[] = [];
   if (ids.length > 0)
@@ -107,7 +112,7 @@ export function prefetch(hints: ReadHints): Fetch<PrefetchedRows> {
         `SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = ANY(ARRAY(` +
           "SELECT branch FROM promises WHERE id = ANY($1::text[]) AND branch IS NOT NULL) || $2::text[]) " +
           "ORDER BY id",
-        [ids, ids.map(encodeText)],
+        [branchesOf, branchesOf.map(encodeText)],
       ),
       prepared(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) FOR UPDATE`, [ids]),
       prepared(
@@ -146,9 +151,10 @@ export function storePrefetched(cache: ReplayCache, hints: ReadHints, row: Prefe
   const promises = new Map(row.promises.map((promiseRow) => [promiseRow.id, promiseFromRow(promiseRow)]));
   for (const id of named) cache.store({ method: "promise", key: id }, promises.get(id));
   // Every promise of these branches was selected, so each list is whole.
-  const branches = new Map<string, StoredPromise[]>([...named].map((id) => [id, []]));
-  for (const promise of promises.values()) {
-    const branch = promise.tags[TAG.branch];
+  const branchesOf = hints.branchesOf ?? [];
+  const branches = new Map<string, StoredPromise[]>(branchesOf.map((id) => [id, []]));
+  for (const id of branchesOf) {
+    const branch = promises.get(id)?.tags[TAG.branch];
     if (branch !== undefined) branches.set(branch, []);
   }
   for (const mateRow of row.mates) {
