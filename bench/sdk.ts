@@ -6,9 +6,12 @@
  *
  *  - `--mode embedded`: one `new Pledge({ store })` in this process.
  *  - `--mode remote` (default): `--replicas` `pledge serve` processes (the built
- *    CLI, dist/) on one store, and `--workers` worker processes (default 3;
- *    support/sdk-worker.ts) spread round-robin over the replicas, the
+ *    CLI, dist/) on one store, and `--workers` worker processes (default one per
+ *    replica; support/sdk-worker.ts) spread round-robin over the replicas, the
  *    concurrency split between them. More than one replica needs PostgreSQL.
+ *    (One worker process holds all 16 executions of a one-replica run: the
+ *    requests of one turn of its event loop then share one POST, ADR 0006, and
+ *    on 2 cores every further process only competes for them.)
  *
  * steps/s counts `ctx.run` bodies run inside the measured window (each runs once
  * and is then recorded), so a slow store still shows a figure in a short window.
@@ -21,7 +24,7 @@
  *
  * Flags: --store sqlite|sqlite:<new path>|memory|postgres://… (default sqlite) ·
  * --mode remote|embedded · --concurrency n (16) · --replicas n (1) · --workers n
- * (3) · --sync full|normal (SQLite, remote; embedded is always full) ·
+ * (= --replicas) · --sync full|normal (SQLite, remote; embedded is always full) ·
  * --duration s (5) · --warmup s (2) · --runs n (3).
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
@@ -69,7 +72,7 @@ function parseSettings(argv: string[]): Settings {
       mode: { type: "string", default: "remote" },
       concurrency: { type: "string", default: "16" },
       replicas: { type: "string", default: "1" },
-      workers: { type: "string", default: "3" },
+      workers: { type: "string" },
       sync: { type: "string", default: "full" },
       duration: { type: "string", default: "5" },
       warmup: { type: "string", default: "2" },
@@ -108,7 +111,7 @@ function parseSettings(argv: string[]): Settings {
     mode: values.mode,
     concurrency: positive("concurrency", values.concurrency, true),
     replicas,
-    workers: positive("workers", values.workers, true),
+    workers: values.workers === undefined ? replicas : positive("workers", values.workers, true),
     sync: values.sync,
     durationMs: positive("duration", values.duration, false) * 1000,
     warmupMs: Math.max(0, Number(values.warmup)) * 1000,

@@ -82,7 +82,10 @@ export const SPECULATIVE_MISSES_MOST = 256;
 /** One apply, indexed for point lookups. */
 interface Layer {
   changes: Changes;
-  json: string;
+  /** Never flushed nor compared (made while speculating). */
+  speculative: boolean;
+  /** `changesJson(changes)`, made when a replay first compares against this layer (R2). */
+  json?: string;
   reset: boolean;
   empty: boolean;
   /** `${method}\u0000${key}` → the value a point read sees after this apply. */
@@ -100,7 +103,6 @@ export function changesJson(changes: Changes): string {
   });
 }
 
-/** `speculative`: never flushed nor compared, so no JSON is made for R2. */
 function layerOf(changes: Changes, speculative = false): Layer {
   const writes = new Map<string, unknown>();
   // Same order as the memory store's apply: later entries win.
@@ -120,7 +122,7 @@ function layerOf(changes: Changes, speculative = false): Layer {
   // No copy: the core never mutates what it hands over (core/working.ts), nor what it reads.
   return {
     changes,
-    json: speculative ? "" : changesJson(changes),
+    speculative,
     reset: changes.reset,
     empty: isEmptyChanges(changes),
     writes,
@@ -157,7 +159,7 @@ export class ReplayCache {
   markFlushed(pass: ReplayPass): void {
     const fresh = pass.unflushed();
     assert(
-      fresh.every((layer) => layer.json !== ""),
+      fresh.every((layer) => !layer.speculative),
       "a speculative apply is never flushed",
     );
     this.flushed.push(...fresh);
@@ -329,7 +331,9 @@ export class ReplayPass implements StoreTransaction {
     const flushed = this.cache.flushed[position];
     if (flushed !== undefined && !this.speculating) {
       // A replay: check R2 on the JSON alone and reuse the flushed layer (equal by R2).
+      // The flushed layer's JSON is made only now: most batches never replay.
       const json = changesJson(changes);
+      flushed.json ??= changesJson(flushed.changes);
       assert(
         flushed.json === json,
         `R2 replayed apply ${position + 1} differs from the one flushed: ${json} vs ${flushed.json}`,
