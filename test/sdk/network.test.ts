@@ -23,7 +23,7 @@ import {
   type NetworkRequest,
   ProtocolRejection,
 } from "../../src/sdk/network/network.js";
-import { processTimers, RemoteNetwork, readEvents } from "../../src/sdk/network/remote.js";
+import { processTimers, RemoteNetwork, type RetryPolicy, readEvents } from "../../src/sdk/network/remote.js";
 import { ServerShell } from "../../src/server/shell.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { type Store, StoreUnavailableError } from "../../src/store/store.js";
@@ -47,7 +47,10 @@ async function serve(overrides: Partial<ServeOptions> = {}): Promise<RunningServ
   return server;
 }
 
-function remote(url: string, options: { group?: string; pid?: string; token?: string } = {}): RemoteNetwork {
+function remote(
+  url: string,
+  options: { group?: string; pid?: string; token?: string; retry?: RetryPolicy } = {},
+): RemoteNetwork {
   const network = new RemoteNetwork({
     url,
     group: options.group ?? "g",
@@ -263,7 +266,7 @@ describe("remote network", () => {
     expect(posts).toEqual([0, 5, 0]);
   });
 
-  test("R4: a batch answered with anything but an array of as many slots is retried request by request", async () => {
+  test("R4: a batch answered with anything but an array of as many slots is retried request by request, at once", async () => {
     const posts: string[] = [];
     const url = await fakeServer((_request, body, response) => {
       const json = JSON.parse(body) as unknown;
@@ -272,13 +275,34 @@ describe("remote network", () => {
       if (Array.isArray(json)) response.end(`[${answer(JSON.stringify(json[0]), 404, "only one")}]`);
       else response.end(answer(body, 404, "alone"));
     });
-    const network = remote(url, {});
+    // A backoff longer than the test's timeout: the retry alone must not wait for it.
+    const network = remote(url, { retry: { initialMs: 60_000, maxMs: 60_000 } });
     await network.send({ kind: "promise.get", data: { id: "first" } });
     const answers = await Promise.all(
       ["a", "b"].map((id) => network.send({ kind: "promise.get", data: { id } })),
     );
     expect(answers.map((response) => response.data)).toEqual(["alone", "alone"]);
     expect(posts).toEqual(["alone", "batch of 2", "alone", "alone"]);
+  });
+
+  test("R4: a turn's requests beyond 1 MiB of body go in further POSTs", async () => {
+    const sizes: number[] = [];
+    const url = await fakeServer((_request, body, response) => {
+      const json = JSON.parse(body) as unknown;
+      const requests = Array.isArray(json) ? json : [json];
+      sizes.push(Array.isArray(json) ? requests.length : 0);
+      const answers = requests.map((request) => answer(JSON.stringify(request), 404, "no"));
+      response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
+      response.end(Array.isArray(json) ? `[${answers.join(",")}]` : answers[0]);
+    });
+    const network = remote(url);
+    await network.send({ kind: "promise.get", data: { id: "first" } });
+    const big = "x".repeat(300 * 1024); // four of these overflow a POST
+    const ids = Array.from({ length: 10 }, (_, index) => `${big}${index}`);
+    const answers = await Promise.all(ids.map((id) => network.send({ kind: "promise.get", data: { id } })));
+    expect(answers.every((response) => response.status === 404)).toBe(true);
+    // Three of three and one alone, sent together (they may arrive in any order).
+    expect(sizes.slice(1).sort()).toEqual([0, 3, 3, 3]);
   });
 
   test("R4: against pledge serve, a batch's requests apply in order and answer as they would alone", async () => {

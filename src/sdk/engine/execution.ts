@@ -741,8 +741,8 @@ export class Execution implements FutureObserver {
 
   /**
    * A fence, asking for no preload where the server takes that (ADR 0006). A server
-   * that refuses the field (a replacement behind the same URL, say) gets the fence
-   * again without it, and no fence of this worker asks again.
+   * that refuses the field (a `400` naming it: a replacement behind the same URL, say)
+   * gets the fence again without it, and no fence of this worker asks again.
    */
   private async sendFence(action: FenceRequestAction): Promise<Response> {
     const data = { id: this.task.id, version: this.task.version, action };
@@ -751,7 +751,13 @@ export class Execution implements FutureObserver {
     try {
       return await this.env.network.send({ kind: "task.fence", data: { ...data, [PRELOAD_FIELD]: false } });
     } catch (error) {
-      if (!(error instanceof ProtocolRejection) || error.status !== 400) throw error;
+      // Only a refusal of the field itself: a fence refused for anything else fails as it would without it.
+      if (
+        !(error instanceof ProtocolRejection) ||
+        error.status !== 400 ||
+        !error.message.includes(PRELOAD_FIELD)
+      )
+        throw error;
       optOut.supported = false;
       return this.env.network.send({ kind: "task.fence", data });
     }

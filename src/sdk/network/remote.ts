@@ -41,9 +41,10 @@
  *      `unblock` with the fields a worker reads.
  *  R4  Where the server names the `batch` extension (ADR 0006), the first
  *      attempts of one turn of the event loop go in one POST, an array of their
- *      envelopes; each slot of the answering array is sorted as if it had come
- *      alone (R1). An answer that is not an array of as many slots fails every
- *      request of the batch, and each is retried alone.
+ *      envelopes, at most 1 MiB of them; each slot of the answering array is
+ *      sorted as if it had come alone (R1). An answer that is not an array of as
+ *      many slots fails every request of the batch, and each is retried alone at
+ *      once (the fault may be the batch's), then with the usual backoff.
  */
 import {
   type ClientRequest,
@@ -100,6 +101,8 @@ const REQUEST_TIMEOUT_MS = 10_000;
  * reads the hint only when it has a timeout of its own).
  */
 const IDLE_SOCKET_TIMEOUT_MS = 4_000;
+/** The most body one batch of several requests carries (R4); a larger request goes alone. */
+const MAX_BATCH_BYTES = 1024 * 1024;
 /** An SSE event larger than this is not a message of ours: drop the connection. */
 const MAX_EVENT_CHARS = 64 * 1024 * 1024;
 
@@ -220,7 +223,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 type Attempt =
   | { kind: "answer"; response: Response }
   | { kind: "reject"; status: number; message: string }
-  | { kind: "retry"; reason: string };
+  | { kind: "retry"; reason: string; now?: boolean };
 
 /** What one POST came to: an answer read in full, or why there is none. */
 type Exchanged = { httpStatus: number; text: string } | { reason: string };
@@ -311,6 +314,7 @@ export class RemoteNetwork implements Network {
       if (outcome.kind === "reject") throw new ProtocolRejection(outcome.status, outcome.message);
       if (outcome.reason !== ABORTED_BY_CLOSE) lastFailure = outcome.reason;
       if (this.closed) throw closedWhileRetrying(request.kind, lastFailure);
+      if (outcome.now === true) continue;
       try {
         await this.backoff.wait(this.backoff.delayMs(this.retry, attempt));
       } catch {
@@ -384,8 +388,7 @@ export class RemoteNetwork implements Network {
       for (const request of queued) request.resolve({ kind: "retry", reason: ABORTED_BY_CLOSE });
       return;
     }
-    for (let start = 0; start < queued.length; start += MAX_BATCH_REQUESTS) {
-      const part = queued.slice(start, start + MAX_BATCH_REQUESTS);
+    for (const part of batchesOf(queued)) {
       if (part.length === 1) {
         const [only] = part as [Queued];
         void this.attempt(only.kind, only.corrId, Buffer.from(only.text, "utf8")).then(only.resolve);
@@ -401,6 +404,8 @@ export class RemoteNetwork implements Network {
               ? sortAnswer({ kind: request.kind, corrId: request.corrId, httpStatus: 200, json: answer })
               : {
                   kind: "retry",
+                  // Tried again alone at once: the fault may be the batch's (too large, not understood).
+                  now: true,
                   reason:
                     "reason" in reply
                       ? reply.reason
@@ -481,6 +486,28 @@ function readAnswer(input: { kind: string; corrId: string; httpStatus: number; t
     json = undefined;
   }
   return sortAnswer({ ...input, json });
+}
+
+/**
+ * The queued requests in POSTs of at most `MAX_BATCH_REQUESTS` requests and, where
+ * more than one, `MAX_BATCH_BYTES` of body: well under any server's body limit.
+ */
+function batchesOf(queued: readonly Queued[]): Queued[][] {
+  const parts: Queued[][] = [];
+  let part: Queued[] = [];
+  let bytes = 0;
+  for (const request of queued) {
+    const size = Buffer.byteLength(request.text, "utf8") + 1;
+    if (part.length > 0 && (part.length >= MAX_BATCH_REQUESTS || bytes + size > MAX_BATCH_BYTES)) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(request);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
 }
 
 /** The elements of a batch's answer, or undefined when it is not an array of `count` (R4). */

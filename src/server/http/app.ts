@@ -7,7 +7,8 @@
  *
  * Invariants:
  *  W1  With a token set, nothing but the token decides a request without it:
- *      401 before any other check, same answer whatever the body names.
+ *      401 before any other check, same answer whatever the body names (a batch,
+ *      ADR 0006, is one request here: only the Authorization header can carry it).
  *  W2  Every protocol response body is JSON with `Content-Type: application/json`.
  *  W3  An SSE frame carries exactly one `data:` line (compact JSON has no newline).
  *  W4  `GET /events` takes its token from the header or `?token=` (an `EventSource`

@@ -11,7 +11,8 @@
  *
  * Invariants (app.ts states W1–W5; these are the ones this file keeps):
  *  W1  With a token set, nothing but the token decides a request without it:
- *      401 before any other check, same answer whatever the body names.
+ *      401 before any other check, same answer whatever the body names (a batch,
+ *      ADR 0006, is one request here: only the Authorization header can carry it).
  *  W2  Every protocol response body is JSON with `Content-Type: application/json`.
  *  W5  Each `POST /` is one `pledge.request` span (OpenTelemetry, when installed:
  *      `lib/tracing.ts`), ended exactly when it is answered, as its metrics are.
@@ -162,8 +163,9 @@ export function protocolEndpoint(
 
   /**
    * A batch (ADR 0006): each request answered as if it came alone, in its own slot of
-   * an array, under HTTP 200; a token in the header covers them all, else each
-   * carries its own. All reach the shell in one turn, so they share a group commit.
+   * an array, under HTTP 200. With a server token, only the `Authorization` header
+   * can carry it (W1 for the batch as a whole: without it, one 401, whatever the body
+   * holds). All reach the shell in one turn, so they share a group commit.
    */
   const batch = async (
     started: { ms: number; span: TraceSpan },
@@ -171,8 +173,8 @@ export function protocolEndpoint(
     text: string,
     headerToken: string | undefined,
   ): Promise<EndpointAnswer> => {
+    if (!authorized(headerToken)) return answer(started, "unknown", "0", unauthorized());
     if (requests.length === 0 || requests.length > MAX_BATCH_REQUESTS) {
-      if (!authorized(headerToken)) return answer(started, "unknown", "0", unauthorized());
       const message = `body: a batch holds 1 to ${MAX_BATCH_REQUESTS} requests, not ${requests.length}`;
       return answer(started, "unknown", "0", protocolError(400, "invalid_envelope", message));
     }
@@ -186,7 +188,10 @@ export function protocolEndpoint(
       "pledge.batch.size": outcomes.length,
       "http.response.status_code": 200,
     });
-    started.span.end();
+    const serverErrors = outcomes.filter(({ response }) => response.status >= 500).length;
+    started.span.end(
+      serverErrors > 0 ? `${serverErrors} of ${outcomes.length} requests answered 5xx` : undefined,
+    );
     const bodies = outcomes.map(({ kind, corrId, response }) => envelope(kind, corrId, response));
     return { status: 200, headers: JSON_HEADERS, body: `[${bodies.join(",")}]` };
   };

@@ -8,8 +8,9 @@
  * Invariants:
  *  Q1  Answers come back in the order the statements were sent.
  *  Q2  Once one statement fails, PostgreSQL has aborted the transaction and every
- *      later statement of it fails too; `pipeline` waits for every answer (none is
- *      left unobserved) and reports the first failure, the cause.
+ *      later statement of it fails too (one sent after its COMMIT runs on its own);
+ *      `pipeline` waits for every answer (none is left unobserved) and reports the
+ *      first failure, the cause.
  */
 import type pg from "pg";
 

@@ -69,6 +69,15 @@ export interface PostgresStoreStats extends StoreStats {
 
 /** Backoff after the n-th conflict: uniformly random below min(first × 2^(n-1), most) ms ("full jitter"). */
 const BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ";
+/**
+ * Sent once per connection, with its first batch. Statements are prepared once per
+ * connection (pipeline.ts), and PostgreSQL keeps the generic plan it made then: on a
+ * table still small, a sequential scan, kept as the table grows until autovacuum next
+ * analyzes it. Every statement on the request path reads by an index, so sequential
+ * scans are left to the statements that have no other way. (A session setting: behind
+ * a pooler, session pooling, as named prepared statements need anyway.)
+ */
+const SESSION_SETUP = "SET enable_seqscan = off";
 const CONFLICT_BACKOFF_FIRST_MS = 2;
 const CONFLICT_BACKOFF_MOST_MS = 200;
 /** Arbitrary constant: the advisory lock that serialises migrations of one database. */
@@ -98,14 +107,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     types,
     // Statements sent back to back without waiting for each answer (pipeline.ts).
     pipeline: true,
-    options: [
-      // Statements are prepared once per connection (pipeline.ts), and PostgreSQL keeps the
-      // generic plan it made then: on a table still small, a sequential scan, kept as the
-      // table grows until autovacuum next analyzes it. Every statement on the request path
-      // reads by an index, so sequential scans are left to the statements that have no other way.
-      "-c enable_seqscan=off",
-      ...(options.schema !== undefined ? [`-c search_path=${options.schema}`] : []),
-    ].join(" "),
+    ...(options.schema !== undefined && { options: `-c search_path=${options.schema}` }),
   });
   // An idle client that loses its connection emits here; without a listener it would crash the process.
   pool.on("error", () => {});
@@ -147,6 +149,8 @@ export class PostgresStore implements Store {
   };
   private closed = false;
   private active = 0;
+  /** Pooled connections whose session has had `SESSION_SETUP`. */
+  private readonly configured = new WeakSet<pg.PoolClient>();
   /** `nextDueAt` as read right after this store's latest commit (ReplayPass.nextDueAt). */
   private committedNextDueAt: { at: number | undefined } | undefined;
 
@@ -193,8 +197,10 @@ export class PostgresStore implements Store {
         // Inside this `try`: the prefetch may meet a conflict, and then the transaction
         // must be rolled back before its client goes back to the pool.
         const fetch = prefetch(hints);
-        const [, ...fetched] = await pipeline(client, [{ text: BEGIN }, ...fetch.queries]);
-        storePrefetched(cache, hints, fetch.answer(fetched));
+        const setup = this.configured.has(client) ? [] : [{ text: SESSION_SETUP }];
+        const answers = await pipeline(client, [...setup, { text: BEGIN }, ...fetch.queries]);
+        this.configured.add(client);
+        storePrefetched(cache, hints, fetch.answer(answers.slice(setup.length + 1)));
         const { result, nextDueAt } = await this.run(client, cache, work);
         this.committedNextDueAt = { at: nextDueAt };
         this.stats.commits += 1;

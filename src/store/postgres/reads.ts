@@ -90,57 +90,58 @@ export interface PrefetchedRows {
 /**
  * What a batch's requests name (`ReadHints`), read before its first pass: each
  * named promise and task, the callbacks and listeners registered on it, every
- * promise of the branches the named promises belong to (a fence and an acquire
- * preload their branch) and of the branches named like them (a new root's branch
- * bears its id), and the named outbox entries. The named promises, tasks and
- * outbox entries are locked (`FOR UPDATE`, ADR 0003), and so the sets keyed by
- * the promises; branch-mates are only listed. Fixed texts, prepared.
+ * promise of the branches of the `branchesOf` promises (what a preload lists) and
+ * of the branches named like them (a new root's branch bears its id), and the
+ * named outbox entries. The named promises, tasks and outbox entries are locked
+ * (`FOR UPDATE`, ADR 0003), and so the sets keyed by the promises; branch-mates are
+ * only listed. Fixed texts, prepared; a statement with nothing to read is not sent.
  */
 export function prefetch(hints: ReadHints): Fetch<PrefetchedRows> {
   const ids = [...new Set(hints.ids)];
   const branchesOf = [...new Set(hints.branchesOf ?? [])];
-  assert(
-    branchesOf.every((id) => hints.ids.includes(id)),
-    "a promise whose branch is hinted is hinted itself (its row names the branch)",
-  );
   const outboxKeys = [...new Set(hints.outboxKeys ?? [])].map(encodeText);
-  const queries: pg.QueryConfig[] = [];
-  if (ids.length > 0)
-    queries.push(
-      prepared(`SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) FOR UPDATE`, [ids]),
-      prepared(
-        `SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = ANY(ARRAY(` +
-          "SELECT branch FROM promises WHERE id = ANY($1::text[]) AND branch IS NOT NULL) || $2::text[]) " +
-          "ORDER BY id",
-        [branchesOf, branchesOf.map(encodeText)],
-      ),
-      prepared(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) FOR UPDATE`, [ids]),
-      prepared(
-        "SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY($1::text[]) ORDER BY awaited, awaiter",
-        [ids],
-      ),
-      prepared(
-        "SELECT awaited, address FROM listeners WHERE awaited = ANY($1::text[]) ORDER BY awaited, address",
-        [ids],
-      ),
+  const parts: { name: keyof PrefetchedRows; query: pg.QueryConfig }[] = [];
+  const read = (name: keyof PrefetchedRows, text: string, values: unknown[]) =>
+    parts.push({ name, query: prepared(text, values) });
+  if (ids.length > 0) {
+    read("promises", `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) FOR UPDATE`, [ids]);
+    read("tasks", `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) FOR UPDATE`, [ids]);
+    read(
+      "callbacks",
+      "SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY($1::text[]) ORDER BY awaited, awaiter",
+      [ids],
+    );
+    read(
+      "listeners",
+      "SELECT awaited, address FROM listeners WHERE awaited = ANY($1::text[]) ORDER BY awaited, address",
+      [ids],
+    );
+  }
+  if (branchesOf.length > 0)
+    read(
+      "mates",
+      `SELECT ${PROMISE_COLUMNS} FROM promises WHERE branch = ANY(ARRAY(` +
+        "SELECT branch FROM promises WHERE id = ANY($1::text[]) AND branch IS NOT NULL) || $2::text[]) " +
+        "ORDER BY id",
+      [branchesOf, branchesOf.map(encodeText)],
     );
   if (outboxKeys.length > 0)
-    queries.push(
-      prepared(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = ANY($1::text[]) FOR UPDATE`, [outboxKeys]),
-    );
+    read("outbox", `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE key = ANY($1::text[]) FOR UPDATE`, [
+      outboxKeys,
+    ]);
   return {
-    queries,
+    queries: parts.map((part) => part.query),
     answer(results) {
-      const rows = (index: number) => (results[index]?.rows ?? []) as never[];
-      const named = ids.length > 0 ? 5 : 0;
-      return {
-        promises: rows(0),
-        mates: rows(1),
-        tasks: rows(2),
-        callbacks: rows(3),
-        listeners: rows(4),
-        outbox: outboxKeys.length > 0 ? rows(named) : [],
+      const rows: PrefetchedRows = {
+        promises: [],
+        mates: [],
+        tasks: [],
+        callbacks: [],
+        listeners: [],
+        outbox: [],
       };
+      for (const [index, { name }] of parts.entries()) rows[name] = (results[index]?.rows ?? []) as never[];
+      return rows;
     },
   };
 }
@@ -150,18 +151,18 @@ export function storePrefetched(cache: ReplayCache, hints: ReadHints, row: Prefe
   const named = new Set(hints.ids);
   const promises = new Map(row.promises.map((promiseRow) => [promiseRow.id, promiseFromRow(promiseRow)]));
   for (const id of named) cache.store({ method: "promise", key: id }, promises.get(id));
-  // Every promise of these branches was selected, so each list is whole.
-  const branchesOf = hints.branchesOf ?? [];
-  const branches = new Map<string, StoredPromise[]>(branchesOf.map((id) => [id, []]));
-  for (const id of branchesOf) {
-    const branch = promises.get(id)?.tags[TAG.branch];
-    if (branch !== undefined) branches.set(branch, []);
+  // Every promise of these branches was selected, so each list is whole: the branches
+  // named like a `branchesOf` id, and those of the `branchesOf` promises, each of
+  // which is among its own branch's rows.
+  const branchesOf = new Set(hints.branchesOf ?? []);
+  const mates = row.mates.map(promiseFromRow);
+  const branches = new Map<string, StoredPromise[]>([...branchesOf].map((id) => [id, []]));
+  for (const mate of mates) {
+    const branch = mate.tags[TAG.branch];
+    if (branchesOf.has(mate.id) && branch !== undefined) branches.set(branch, []);
   }
-  for (const mateRow of row.mates) {
-    const mate = promiseFromRow(mateRow);
-    branches.get(mate.tags[TAG.branch] as string)?.push(mate); // in id order, as `promisesInBranch` answers
-  }
-  for (const [branch, mates] of branches) cache.store({ method: "promisesInBranch", args: [branch] }, mates);
+  for (const mate of mates) branches.get(mate.tags[TAG.branch] as string)?.push(mate); // in id order
+  for (const [branch, list] of branches) cache.store({ method: "promisesInBranch", args: [branch] }, list);
 
   const tasks = new Map(row.tasks.map((taskRow) => [taskRow.id, taskFromRow(taskRow)]));
   for (const id of named) cache.store({ method: "task", key: id }, tasks.get(id));
@@ -181,7 +182,8 @@ export function storePrefetched(cache: ReplayCache, hints: ReadHints, row: Prefe
       return [entry.key, entry];
     }),
   );
-  for (const key of hints.outboxKeys ?? []) cache.store({ method: "outboxEntry", key }, outbox.get(key));
+  for (const key of new Set(hints.outboxKeys ?? []))
+    cache.store({ method: "outboxEntry", key }, outbox.get(key));
 }
 
 /**
