@@ -5,17 +5,11 @@
  * refused for anything else fails as it would have, and the worker keeps asking.
  */
 import { describe, expect, it } from "vitest";
-import { MonotonicClock, systemClock, systemTimers } from "../../src/lib/clock.js";
-import { silentLogger } from "../../src/lib/logger.js";
-import { EmbeddedNetwork } from "../../src/node/embedded-network.js";
 import { PRELOAD_FIELD } from "../../src/protocol/records.js";
 import type { Response } from "../../src/protocol/requests.js";
-import { PledgeClient } from "../../src/sdk/client.js";
 import type { Context } from "../../src/sdk/engine/context.js";
-import { type Network, type NetworkRequest, ProtocolRejection } from "../../src/sdk/network/network.js";
-import { ServerShell } from "../../src/server/shell.js";
-import { MemoryStore } from "../../src/store/memory-store.js";
-import { useCleanups } from "./support.js";
+import { type NetworkRequest, ProtocolRejection } from "../../src/sdk/network/network.js";
+import { useCleanups, wrappedWorker } from "./support.js";
 
 const cleanup = useCleanups();
 
@@ -24,21 +18,10 @@ const cleanup = useCleanups();
  * extension (`names`), and refuses with `refusal` the fences `refuses` picks.
  */
 function setup(options: { names: boolean; refuses?: (request: NetworkRequest) => string | undefined }) {
-  const store = new MemoryStore();
-  const shell = new ServerShell(
-    { store, clock: new MonotonicClock(systemClock), timers: systemTimers, logger: silentLogger },
-    { debug: false, retryTimeoutMs: 1000, unblockTtlMs: 3_600_000, maintenanceIntervalMs: 50 },
-  );
-  shell.start();
-  const inner = new EmbeddedNetwork(shell, { group: "g", pid: "w" });
   /** Per fence sent: whether it asked for no preload, and how many records its answer preloaded. */
   const fences: { quiet: boolean; preloaded: number }[] = [];
-  const network: Network = {
-    unicast: inner.unicast,
-    anycast: inner.anycast,
+  const { pledge } = wrappedWorker(cleanup, (inner) => ({
     supports: (extension) => options.names && inner.supports(extension),
-    subscribe: (onMessage) => inner.subscribe(onMessage),
-    close: () => inner.close(),
     async send(request: NetworkRequest): Promise<Response> {
       if (request.kind !== "task.fence") return inner.send(request);
       const quiet = request.data[PRELOAD_FIELD] === false;
@@ -51,22 +34,7 @@ function setup(options: { names: boolean; refuses?: (request: NetworkRequest) =>
       fences.push({ quiet, preloaded: (response.data as { preload: unknown[] }).preload.length });
       return response;
     },
-  };
-  const pledge = new PledgeClient({
-    network,
-    clock: systemClock,
-    timers: systemTimers,
-    random: Math.random,
-    group: "g",
-    pid: "w",
-    ttl: 5000,
-    concurrency: 4,
-  });
-  cleanup(async () => {
-    await pledge.stop();
-    await inner.close();
-    await shell.close();
-  });
+  }));
   return { pledge, fences };
 }
 

@@ -5,17 +5,11 @@
  * field or refuses it still gets every step recorded, in two writes.
  */
 import { describe, expect, it } from "vitest";
-import { MonotonicClock, systemClock, systemTimers } from "../../src/lib/clock.js";
-import { silentLogger } from "../../src/lib/logger.js";
-import { EmbeddedNetwork } from "../../src/node/embedded-network.js";
 import { SETTLE_ON_CREATE } from "../../src/protocol/records.js";
 import type { Response } from "../../src/protocol/requests.js";
-import { PledgeClient } from "../../src/sdk/client.js";
 import type { Context } from "../../src/sdk/engine/context.js";
-import type { Network, NetworkRequest } from "../../src/sdk/network/network.js";
-import { ServerShell } from "../../src/server/shell.js";
-import { MemoryStore } from "../../src/store/memory-store.js";
-import { decodeValue, useCleanups } from "./support.js";
+import type { NetworkRequest } from "../../src/sdk/network/network.js";
+import { decodeValue, useCleanups, wrappedWorker } from "./support.js";
 
 type ServerKind = "pledge" | "silent" | "ignores" | "refuses";
 
@@ -30,20 +24,9 @@ const cleanup = useCleanups();
  * field (drops it), one that refuses it (inner 400, as a strict server would).
  */
 function setup(server: ServerKind) {
-  const store = new MemoryStore();
-  const shell = new ServerShell(
-    { store, clock: new MonotonicClock(systemClock), timers: systemTimers, logger: silentLogger },
-    { debug: false, retryTimeoutMs: 1000, unblockTtlMs: 3_600_000, maintenanceIntervalMs: 50 },
-  );
-  shell.start();
-  const inner = new EmbeddedNetwork(shell, { group: "g", pid: "w" });
   const writes: Write[] = [];
-  const network: Network = {
-    unicast: inner.unicast,
-    anycast: inner.anycast,
+  const { pledge, store } = wrappedWorker(cleanup, (inner) => ({
     supports: (extension) => server !== "silent" && inner.supports(extension),
-    subscribe: (onMessage) => inner.subscribe(onMessage),
-    close: () => inner.close(),
     async send(request: NetworkRequest): Promise<Response> {
       if (request.kind !== "task.fence" || request.data.action.kind === "invalid") return inner.send(request);
       const action = request.data.action;
@@ -68,22 +51,7 @@ function setup(server: ServerKind) {
       writes.push({ kind: action.kind, id: action.data.id, settled: folded && server !== "ignores" });
       return inner.send(forwarded);
     },
-  };
-  const pledge = new PledgeClient({
-    network,
-    clock: systemClock,
-    timers: systemTimers,
-    random: Math.random,
-    group: "g",
-    pid: "w",
-    ttl: 5000,
-    concurrency: 4,
-  });
-  cleanup(async () => {
-    await pledge.stop();
-    await inner.close();
-    await shell.close();
-  });
+  }));
   const record = (id: string) => store.searchPromises({ limit: 100 }).find((promise) => promise.id === id);
   return { pledge, writes, record };
 }

@@ -14,6 +14,7 @@ import { EmbeddedNetwork } from "../../src/node/embedded-network.js";
 import type { PromiseRecord } from "../../src/protocol/records.js";
 import type { Request, Response } from "../../src/protocol/requests.js";
 import { PledgeClient } from "../../src/sdk/client.js";
+import type { Network } from "../../src/sdk/network/network.js";
 import { ServerShell } from "../../src/server/shell.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 
@@ -31,6 +32,49 @@ export function useCleanups(): (cleanup: Cleanup) => void {
   return (cleanup) => {
     cleanups.push(cleanup);
   };
+}
+
+/**
+ * A worker (group "g", pid "w") on the real core through the embedded network as
+ * `wrap` presents it: what the server says it takes, and what each request meets.
+ * For the suites of a protocol extension (ADR 0005, ADR 0006).
+ */
+export function wrappedWorker(
+  cleanup: (cleanup: Cleanup) => void,
+  wrap: (inner: EmbeddedNetwork) => Pick<Network, "supports" | "send">,
+): { pledge: PledgeClient; store: MemoryStore } {
+  const store = new MemoryStore();
+  const shell = new ServerShell(
+    { store, clock: new MonotonicClock(systemClock), timers: systemTimers, logger: silentLogger },
+    { debug: false, retryTimeoutMs: 1000, unblockTtlMs: 3_600_000, maintenanceIntervalMs: 50 },
+  );
+  shell.start();
+  const inner = new EmbeddedNetwork(shell, { group: "g", pid: "w" });
+  const { supports, send } = wrap(inner);
+  const network: Network = {
+    unicast: inner.unicast,
+    anycast: inner.anycast,
+    ...(supports !== undefined && { supports }),
+    send,
+    subscribe: (onMessage) => inner.subscribe(onMessage),
+    close: () => inner.close(),
+  };
+  const pledge = new PledgeClient({
+    network,
+    clock: systemClock,
+    timers: systemTimers,
+    random: Math.random,
+    group: "g",
+    pid: "w",
+    ttl: 5000,
+    concurrency: 4,
+  });
+  cleanup(async () => {
+    await pledge.stop();
+    await inner.close();
+    await shell.close();
+  });
+  return { pledge, store };
 }
 
 export interface ClientSettings {
