@@ -380,7 +380,7 @@ export class RemoteNetwork implements Network {
     });
   }
 
-  /** Posts what this turn queued: one request alone, several as arrays of at most `MAX_BATCH_REQUESTS`. */
+  /** Posts what this turn queued: one request alone, several as arrays (`batchesOf`). */
   private postQueued(): void {
     const queued = this.queued;
     this.queued = [];
