@@ -45,6 +45,8 @@ export class PledgeClient {
   private readonly registry = new FunctionRegistry();
   private readonly dependencies = new Map<string, unknown>();
   private readonly waiters = new Map<string, Set<(record: PromiseRecord) => void>>();
+  /** Per id run here, the first reads its waiters put off until the worker lets it go. */
+  private readonly putOff = new Map<string, Set<() => void>>();
   private readonly worker: Worker;
   private started = false;
 
@@ -61,6 +63,7 @@ export class PledgeClient {
       ttl: settings.ttl,
       concurrency: settings.concurrency,
       onUnblock: (record) => this.settled(record),
+      onReleased: (id, record) => this.released(id, record),
       ...(settings.onError !== undefined && { onError: settings.onError }),
     });
   }
@@ -301,7 +304,12 @@ export class PledgeClient {
     };
   }
 
-  /** Waits for `id` to settle: a listener on this process's address, re-read now and then. */
+  /**
+   * Waits for `id` to settle: a listener on this process's address, re-read now and
+   * then. An execution this process's worker runs needs neither while it runs: its
+   * `task.fulfill` answers the settled promise. Only if the worker lets it go
+   * otherwise (suspended, lost) is the listener registered then.
+   */
   private waitFor(id: string): Promise<PromiseRecord> {
     return new Promise<PromiseRecord>((resolve, reject) => {
       let timer: unknown;
@@ -309,6 +317,7 @@ export class PledgeClient {
       const done = (record: PromiseRecord) => {
         listeners.delete(done);
         if (listeners.size === 0) this.waiters.delete(id);
+        this.putOff.get(id)?.delete(firstCheck);
         this.settings.timers.clearTimeout(timer);
         resolve(record);
       };
@@ -329,8 +338,27 @@ export class PledgeClient {
           reject(error);
         }
       };
-      void check();
+      const firstCheck = () => {
+        this.putOff.get(id)?.delete(firstCheck);
+        this.settings.timers.clearTimeout(timer);
+        void check();
+      };
+      if (this.worker.holds(id)) {
+        const putOff = this.putOff.get(id) ?? new Set();
+        putOff.add(firstCheck);
+        this.putOff.set(id, putOff);
+        // In case the worker never says (it always does, W5): the usual re-read.
+        timer = this.settings.timers.setTimeout(firstCheck, WAIT_POLL_MS);
+      } else void check();
     });
+  }
+
+  /** The worker let `id` go: settled by its own fulfil, or otherwise (then the put-off reads run). */
+  private released(id: string, record: PromiseRecord | undefined): void {
+    if (record !== undefined) this.settled(record);
+    const putOff = this.putOff.get(id);
+    this.putOff.delete(id);
+    for (const firstCheck of putOff ?? []) firstCheck();
   }
 
   private settled(record: PromiseRecord): void {

@@ -17,6 +17,8 @@
  *      back before `validUntil` (so the heartbeat arrived while the lease was
  *      live and extended it). Heartbeats are always answered 200, matched or
  *      not (PROTOCOL.md §5.5), so this bound is all a worker can know.
+ *  W5  Every task that leaves `held` is reported once to `onReleased`, with the
+ *      settled promise only when its own `task.fulfill` answered one.
  */
 import type { Clock, Timers } from "../lib/clock.js";
 import {
@@ -26,6 +28,7 @@ import {
   SETTLE_ON_CREATE_EXTENSION,
   type TaskRecord,
 } from "../protocol/records.js";
+import type { Response } from "../protocol/requests.js";
 import { Context } from "./engine/context.js";
 import { Execution, type ExecutionEnvironment, type Outcome, type Registry } from "./engine/execution.js";
 import type { Network } from "./network/network.js";
@@ -45,6 +48,12 @@ export interface WorkerOptions {
   concurrency: number;
   /** Called with each `unblock` message (the client resolves waiting handles). */
   onUnblock?: (promise: PromiseRecord) => void;
+  /**
+   * Called when this worker stops holding a task: with its promise as `task.fulfill`
+   * answered it, or undefined when it stopped otherwise (suspended, lost, abandoned,
+   * stopped); the client then asks the server (W5).
+   */
+  onReleased?: (id: string, settled: PromiseRecord | undefined) => void;
   /** Called when a task's execution fails in a way the worker cannot report (logged by the caller). */
   onError?: (error: unknown, taskId: string) => void;
 }
@@ -142,6 +151,7 @@ export class Worker {
     this.options.timers.clearTimeout(this.heartbeatTimer);
     const held = [...this.held.entries()];
     this.held.clear();
+    for (const [id] of held) this.options.onReleased?.(id, undefined);
     await Promise.allSettled(
       held.map(async ([id, { version, execution }]) => {
         execution?.abandon("the worker stopped");
@@ -201,6 +211,7 @@ export class Worker {
   }
 
   private async execute(task: TaskRecord, promise: PromiseRecord, preload: PromiseRecord[]): Promise<void> {
+    let fulfilled: PromiseRecord | undefined;
     try {
       if (promise.state !== "pending") return;
       const execution = new Execution(
@@ -216,7 +227,7 @@ export class Worker {
       for (;;) {
         if (outcome.kind === "abandoned") return;
         if (outcome.kind === "done") {
-          await this.options.network.send({
+          const response = await this.options.network.send({
             kind: "task.fulfill",
             data: {
               id: task.id,
@@ -227,6 +238,7 @@ export class Worker {
               },
             },
           });
+          fulfilled = fulfilledPromise(response, task.id);
           return;
         }
         const response = await this.options.network.send({
@@ -251,7 +263,7 @@ export class Worker {
     } catch (error) {
       this.options.onError?.(error, task.id);
     } finally {
-      this.release(task.id);
+      this.release(task.id, fulfilled);
     }
   }
 
@@ -270,8 +282,14 @@ export class Worker {
     }
   }
 
-  private release(id: string): void {
+  /** Whether this worker holds the task `id` (acquiring, running or finishing it). */
+  holds(id: string): boolean {
+    return this.held.has(id);
+  }
+
+  private release(id: string, settled?: PromiseRecord): void {
     this.held.delete(id);
+    this.options.onReleased?.(id, settled);
     this.drain();
   }
 
@@ -294,4 +312,13 @@ export class Worker {
       Math.max(1, Math.floor(this.options.ttl / 2)),
     );
   }
+}
+
+/** The settled promise a `task.fulfill` of task `id` answered, if it answered one. */
+function fulfilledPromise(response: Response, id: string): PromiseRecord | undefined {
+  if (response.status !== 200) return undefined;
+  const promise = (response.data as { promise?: PromiseRecord } | undefined)?.promise;
+  return typeof promise === "object" && promise !== null && promise.id === id && promise.state !== "pending"
+    ? promise
+    : undefined;
 }

@@ -1,0 +1,48 @@
+/**
+ * An execution `run` here settles from its own `task.fulfill`: the handle needs no
+ * listener while this process's worker runs it (W5). Only when the worker lets it
+ * go otherwise (suspended on a promise settled from outside) is the listener
+ * registered, and the result still arrives.
+ */
+import { describe, expect, it } from "vitest";
+import type { Response } from "../../src/protocol/requests.js";
+import type { Context } from "../../src/sdk/engine/context.js";
+import type { NetworkRequest } from "../../src/sdk/network/network.js";
+import { until, useCleanups, wrappedWorker } from "./support.js";
+
+const cleanup = useCleanups();
+
+function setup() {
+  const kinds: string[] = [];
+  const { pledge, store } = wrappedWorker(cleanup, (inner) => ({
+    supports: (extension) => inner.supports(extension),
+    send(request: NetworkRequest): Promise<Response> {
+      kinds.push(request.kind);
+      return inner.send(request);
+    },
+  }));
+  return { pledge, store, kinds };
+}
+
+const double = async (_ctx: Context, n: number) => n * 2;
+
+describe("a run's result, here", () => {
+  it("comes from the worker's own fulfil: no listener is registered", async () => {
+    const { pledge, kinds } = setup();
+    pledge.register("twice", async (ctx: Context, n: number) => ctx.run(double, await ctx.run(double, n)));
+    expect(await pledge.run("r", "twice", 3)).toBe(12);
+    expect(kinds).not.toContain("promise.register_listener");
+    expect(kinds.filter((kind) => kind === "task.fulfill")).toHaveLength(1);
+  });
+
+  it("after a suspension, comes through the listener registered when the worker let the task go", async () => {
+    const { pledge, store, kinds } = setup();
+    pledge.register("waits", async (ctx: Context) => ctx.promise({ id: "approval" }));
+    const handle = await pledge.beginRun("r", "waits");
+    const result = handle.result();
+    await until(() => store.task("r")?.state === "suspended", "the task to be suspended");
+    await until(() => kinds.includes("promise.register_listener"), "the listener to be registered");
+    await pledge.promises.resolve("approval", "yes");
+    expect(await result).toBe("yes");
+  });
+});
