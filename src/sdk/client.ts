@@ -40,6 +40,13 @@ export interface Handle<T> {
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** How often a waiting handle re-reads its promise, in case an `unblock` was lost. */
 const WAIT_POLL_MS = 5_000;
+/**
+ * How long a handle on an execution this process runs waits for the worker alone
+ * before it registers its listener anyway: a run that finishes sooner costs none,
+ * and one settled from outside while it runs (cancelled, timed out, settled by
+ * another process) is seen within this long, or at its next durable call.
+ */
+const LOCAL_WAIT_MS = 1_000;
 
 export class PledgeClient {
   private readonly registry = new FunctionRegistry();
@@ -271,13 +278,16 @@ export class PledgeClient {
   }
 
   private async settle(id: string, state: "resolved" | "rejected" | "rejected_canceled", value: unknown) {
-    return this.promiseOf(
+    const record = this.promiseOf(
       await this.send({
         kind: "promise.settle",
         data: { id, state, value: encode(value, `value of ${id}`) },
       }),
       id,
     );
+    // This process's own handles learn it now, listener or not (one run here has none).
+    if (record.state !== "pending") this.settled(record);
+    return record;
   }
 
   private promiseOf(response: Response, id: string): PromiseRecord {
@@ -306,15 +316,17 @@ export class PledgeClient {
 
   /**
    * Waits for `id` to settle: a listener on this process's address, re-read now and
-   * then. An execution this process's worker runs needs neither while it runs: its
-   * `task.fulfill` answers the settled promise. Only if the worker lets it go
-   * otherwise (suspended, lost) is the listener registered then.
+   * then. An execution this process's worker runs needs neither at first: its
+   * `task.fulfill` answers the settled promise. The listener is registered when the
+   * worker lets it go otherwise (suspended, lost), or after `LOCAL_WAIT_MS`.
    */
   private waitFor(id: string): Promise<PromiseRecord> {
     return new Promise<PromiseRecord>((resolve, reject) => {
       let timer: unknown;
+      let finished = false;
       const listeners = this.waiters.get(id) ?? new Set();
       const done = (record: PromiseRecord) => {
+        finished = true;
         listeners.delete(done);
         if (listeners.size === 0) this.waiters.delete(id);
         this.putOff.get(id)?.delete(firstCheck);
@@ -332,7 +344,8 @@ export class PledgeClient {
           if (response.status !== 200) throw new Error(`waiting for ${id}: ${String(response.data)}`);
           const record = (response.data as { promise: PromiseRecord }).promise;
           if (record.state !== "pending") return done(record);
-          timer = this.settings.timers.setTimeout(() => void check(), WAIT_POLL_MS);
+          // Not re-armed once the handle has its answer from elsewhere meanwhile.
+          if (!finished) timer = this.settings.timers.setTimeout(() => void check(), WAIT_POLL_MS);
         } catch (error) {
           listeners.delete(done);
           reject(error);
@@ -347,8 +360,7 @@ export class PledgeClient {
         const putOff = this.putOff.get(id) ?? new Set();
         putOff.add(firstCheck);
         this.putOff.set(id, putOff);
-        // In case the worker never says (it always does, W5): the usual re-read.
-        timer = this.settings.timers.setTimeout(firstCheck, WAIT_POLL_MS);
+        timer = this.settings.timers.setTimeout(firstCheck, LOCAL_WAIT_MS);
       } else void check();
     });
   }

@@ -18,7 +18,8 @@
  *      live and extended it). Heartbeats are always answered 200, matched or
  *      not (PROTOCOL.md §5.5), so this bound is all a worker can know.
  *  W5  Every task that leaves `held` is reported once to `onReleased`, with the
- *      settled promise only when its own `task.fulfill` answered one.
+ *      settled promise only when its own `task.fulfill` answered one; `stop()`
+ *      reports what it held, and an acquire answered after it gives its task back.
  */
 import type { Clock, Timers } from "../lib/clock.js";
 import {
@@ -188,6 +189,16 @@ export class Worker {
         kind: "task.acquire",
         data: { id, version, pid: this.options.pid, ttl: this.options.ttl },
       });
+      if (this.stopped) {
+        // Stopped while the acquire was out (W3): what it won goes straight back.
+        if (response.status === 200) {
+          const won = (response.data as { task: TaskRecord }).task;
+          await this.options.network
+            .send({ kind: "task.release", data: { id, version: won.version } })
+            .catch(() => {});
+        }
+        return;
+      }
       if (response.status !== 200) {
         const adopted = this.held.get(id)?.adopted;
         if (adopted !== undefined) {
@@ -288,7 +299,8 @@ export class Worker {
   }
 
   private release(id: string, settled?: PromiseRecord): void {
-    this.held.delete(id);
+    // Not held any more: `stop()` let it go, and reported it, already (W5).
+    if (!this.held.delete(id)) return;
     this.options.onReleased?.(id, settled);
     this.drain();
   }

@@ -7,21 +7,27 @@
 import { describe, expect, it } from "vitest";
 import type { Response } from "../../src/protocol/requests.js";
 import type { Context } from "../../src/sdk/engine/context.js";
-import type { NetworkRequest } from "../../src/sdk/network/network.js";
+import type { Network, NetworkRequest } from "../../src/sdk/network/network.js";
 import { until, useCleanups, wrappedWorker } from "./support.js";
 
 const cleanup = useCleanups();
 
 function setup() {
   const kinds: string[] = [];
-  const { pledge, store } = wrappedWorker(cleanup, (inner) => ({
-    supports: (extension) => inner.supports(extension),
-    send(request: NetworkRequest): Promise<Response> {
-      kinds.push(request.kind);
-      return inner.send(request);
-    },
-  }));
-  return { pledge, store, kinds };
+  let direct: Pick<Network, "send"> | undefined;
+  const { pledge, store } = wrappedWorker(cleanup, (inner) => {
+    direct = inner;
+    return {
+      supports: (extension) => inner.supports(extension),
+      send(request: NetworkRequest): Promise<Response> {
+        kinds.push(request.kind);
+        return inner.send(request);
+      },
+    };
+  });
+  /** Another process's requests: past this client, and uncounted. */
+  const other = direct as Pick<Network, "send">;
+  return { pledge, store, kinds, other };
 }
 
 const double = async (_ctx: Context, n: number) => n * 2;
@@ -44,5 +50,26 @@ describe("a run's result, here", () => {
     await until(() => kinds.includes("promise.register_listener"), "the listener to be registered");
     await pledge.promises.resolve("approval", "yes");
     expect(await result).toBe("yes");
+  });
+
+  it("settled from outside while it runs, comes at once from this process, within about a second from another", async () => {
+    const { pledge, other } = setup();
+    let release: () => void = () => {};
+    const slow = () => new Promise<number>((resolve) => (release = () => resolve(1)));
+    pledge.register("slow", async (ctx: Context) => ctx.run(slow));
+    cleanup(() => release());
+
+    const here = (await pledge.beginRun("here", "slow")).result();
+    let started = Date.now();
+    await pledge.promises.cancel("here");
+    await expect(here).rejects.toThrow(/here/);
+    expect(Date.now() - started).toBeLessThan(500);
+
+    const elsewhere = (await pledge.beginRun("elsewhere", "slow")).result();
+    started = Date.now();
+    // Settled by another process: the handle has no word of it until its listener is registered.
+    await other.send({ kind: "promise.settle", data: { id: "elsewhere", state: "rejected_canceled" } });
+    await expect(elsewhere).rejects.toThrow(/elsewhere/);
+    expect(Date.now() - started).toBeLessThan(2_500);
   });
 });
