@@ -84,6 +84,23 @@ async function fakeServer(
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
+/**
+ * A server that names `batch` and answers every request, alone or in a batch, 404
+ * `no <id>`; `sizes` records each POST: the batch's length, or 0 for one alone.
+ */
+async function batchServer(): Promise<{ url: string; sizes: number[] }> {
+  const sizes: number[] = [];
+  const url = await fakeServer((_request, body, response) => {
+    const json = JSON.parse(body) as unknown;
+    const requests = Array.isArray(json) ? json : [json];
+    sizes.push(Array.isArray(json) ? requests.length : 0);
+    const answers = requests.map((request) => answer(JSON.stringify(request), 404, `no ${request.data.id}`));
+    response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
+    response.end(Array.isArray(json) ? `[${answers.join(",")}]` : answers[0]);
+  });
+  return { url, sizes };
+}
+
 /** The answer envelope to a posted request body. */
 function answer(body: string, status: number, data: unknown, corrId?: string): string {
   const request = JSON.parse(body) as { kind: string; head: { corrId: string } };
@@ -245,17 +262,7 @@ describe("remote network", () => {
   });
 
   test("R4: the first attempts of one turn go in one POST where the server names batch, each answered in its slot", async () => {
-    const posts: number[] = [];
-    const url = await fakeServer((_request, body, response) => {
-      const json = JSON.parse(body) as unknown;
-      const requests = Array.isArray(json) ? json : [json];
-      posts.push(Array.isArray(json) ? requests.length : 0);
-      const answers = requests.map((request) =>
-        answer(JSON.stringify(request), 404, `no ${request.data.id}`),
-      );
-      response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
-      response.end(Array.isArray(json) ? `[${answers.join(",")}]` : answers[0]);
-    });
+    const { url, sizes: posts } = await batchServer();
     const network = remote(url);
     await network.send({ kind: "promise.get", data: { id: "first" } }); // learns the extension, alone
     const ids = ["a", "b", "c", "d", "e"];
@@ -286,15 +293,7 @@ describe("remote network", () => {
   });
 
   test("R4: a turn's requests beyond 1 MiB of body go in further POSTs", async () => {
-    const sizes: number[] = [];
-    const url = await fakeServer((_request, body, response) => {
-      const json = JSON.parse(body) as unknown;
-      const requests = Array.isArray(json) ? json : [json];
-      sizes.push(Array.isArray(json) ? requests.length : 0);
-      const answers = requests.map((request) => answer(JSON.stringify(request), 404, "no"));
-      response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
-      response.end(Array.isArray(json) ? `[${answers.join(",")}]` : answers[0]);
-    });
+    const { url, sizes } = await batchServer();
     const network = remote(url);
     await network.send({ kind: "promise.get", data: { id: "first" } });
     const big = "x".repeat(300 * 1024); // four of these overflow a POST
