@@ -529,13 +529,14 @@ function sortAnswer(input: {
   text?: string;
 }): Attempt {
   const { kind, corrId, httpStatus, json } = input;
-  const text = input.text ?? JSON.stringify(json) ?? "";
   const envelope: { kind?: unknown; head: Record<string, unknown>; data?: unknown } | undefined =
     isObject(json) && isObject(json.head) ? { kind: json.kind, head: json.head, data: json.data } : undefined;
   const status = envelope?.head.status;
   if (envelope === undefined || typeof envelope.kind !== "string" || !Number.isSafeInteger(status)) {
     // Not an envelope: a proxy, a wrong path, a crashed server. A client fault is final;
     // a 404 may be a load balancer with no server behind it yet, so it is retried.
+    // Serialised again only here: on the way every answer of a batch takes, that would cost a JSON.stringify each.
+    const text = input.text ?? JSON.stringify(json) ?? "";
     const described = `HTTP ${httpStatus} without a protocol envelope: ${oneLine(text) || "(empty body)"}`;
     return classifyStatus(httpStatus) === "reject"
       ? { kind: "reject", status: httpStatus, message: described }
