@@ -87,6 +87,26 @@ export interface PrefetchedRows {
   outbox: OutboxRow[];
 }
 
+/** `rows` as one JSON array, `[]` when there are none: a column of the single row NAMED_SQL answers. */
+const jsonRows = (rows: string, order = "") =>
+  `coalesce((SELECT json_agg(r${order}) FROM (${rows}) AS r), '[]')`;
+
+/**
+ * The tasks, callbacks and listeners of the named ids, in one statement (one parse,
+ * bind and execution in PostgreSQL and one result for `pg`, rather than three of
+ * each on every batch): the tasks locked, each set a JSON array of rows shaped as
+ * separate selects would give them (`bigint`s are safe integers, so JSON numbers
+ * are exact). The promises are selected on their own: their texts are the bulk of
+ * what is read, and as JSON they would be escaped by PostgreSQL and unescaped here.
+ */
+const NAMED_SQL =
+  "SELECT " +
+  `${jsonRows(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) FOR UPDATE`)} AS tasks, ` +
+  `${jsonRows("SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY($1::text[])", " ORDER BY r.awaited, r.awaiter")} AS callbacks, ` +
+  `${jsonRows("SELECT awaited, address FROM listeners WHERE awaited = ANY($1::text[])", " ORDER BY r.awaited, r.address")} AS listeners`;
+
+type NamedRows = Pick<PrefetchedRows, "tasks" | "callbacks" | "listeners">;
+
 /**
  * What a batch's requests name (`ReadHints`), read before its first pass: each
  * named promise and task, the callbacks and listeners registered on it, every
@@ -100,22 +120,22 @@ export function prefetch(hints: ReadHints): Fetch<PrefetchedRows> {
   const ids = [...new Set(hints.ids)];
   const branchesOf = [...new Set(hints.branchesOf ?? [])];
   const outboxKeys = [...new Set(hints.outboxKeys ?? [])].map(encodeText);
-  const parts: { name: keyof PrefetchedRows; query: pg.QueryConfig }[] = [];
+  const parts: { assign(rows: PrefetchedRows, result: pg.QueryResult): void; query: pg.QueryConfig }[] = [];
   const read = (name: keyof PrefetchedRows, text: string, values: unknown[]) =>
-    parts.push({ name, query: prepared(text, values) });
+    parts.push({
+      assign: (rows, result) => {
+        rows[name] = result.rows as never[];
+      },
+      query: prepared(text, values),
+    });
   if (ids.length > 0) {
     read("promises", `SELECT ${PROMISE_COLUMNS} FROM promises WHERE id = ANY($1::text[]) FOR UPDATE`, [ids]);
-    read("tasks", `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) FOR UPDATE`, [ids]);
-    read(
-      "callbacks",
-      "SELECT awaited, awaiter FROM callbacks WHERE awaited = ANY($1::text[]) ORDER BY awaited, awaiter",
-      [ids],
-    );
-    read(
-      "listeners",
-      "SELECT awaited, address FROM listeners WHERE awaited = ANY($1::text[]) ORDER BY awaited, address",
-      [ids],
-    );
+    parts.push({
+      query: prepared(NAMED_SQL, [ids]),
+      assign: (rows, result) => {
+        Object.assign(rows, result.rows[0] as NamedRows);
+      },
+    });
   }
   if (branchesOf.length > 0)
     read(
@@ -140,7 +160,11 @@ export function prefetch(hints: ReadHints): Fetch<PrefetchedRows> {
         listeners: [],
         outbox: [],
       };
-      for (const [index, { name }] of parts.entries()) rows[name] = (results[index]?.rows ?? []) as never[];
+      for (const [index, part] of parts.entries()) {
+        const result = results[index];
+        assert(result !== undefined, `prefetch statement ${index + 1} of ${parts.length} has no answer`);
+        part.assign(rows, result);
+      }
       return rows;
     },
   };
