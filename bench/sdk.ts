@@ -6,12 +6,15 @@
  *
  *  - `--mode embedded`: one `new Pledge({ store })` in this process.
  *  - `--mode remote` (default): `--replicas` `pledge serve` processes (the built
- *    CLI, dist/) on one store, and `--workers` worker processes (default one per
- *    replica; support/sdk-worker.ts) spread round-robin over the replicas, the
- *    concurrency split between them. More than one replica needs PostgreSQL.
- *    (One worker process holds all 16 executions of a one-replica run: the
- *    requests of one turn of its event loop then share one POST, ADR 0006, and
- *    on 2 cores every further process only competes for them.)
+ *    CLI, dist/) on one store, and `--workers` worker processes (default one;
+ *    support/sdk-worker.ts), the concurrency split between them. A worker with
+ *    fewer replicas than workers talks to one, round-robin; a worker with more
+ *    spreads its executions over its share of them, as clients behind a load
+ *    balancer would (one Pledge client per replica). More than one replica needs
+ *    PostgreSQL. (One worker process by default, whatever the replicas: the
+ *    requests of one turn of its event loop then share one POST per replica, ADR
+ *    0006, and on 2 cores every further process only competes with the servers;
+ *    so only the replicas differ between `--replicas 1` and `--replicas 3`.)
  *
  * steps/s counts `ctx.run` bodies run inside the measured window (each runs once
  * and is then recorded), so a slow store still shows a figure in a short window.
@@ -24,7 +27,7 @@
  *
  * Flags: --store sqlite|sqlite:<new path>|memory|postgres://… (default sqlite) ·
  * --mode remote|embedded · --concurrency n (16) · --replicas n (1) · --workers n
- * (= --replicas) · --sync full|normal (SQLite, remote; embedded is always full) ·
+ * (1) · --sync full|normal (SQLite, remote; embedded is always full) ·
  * --duration s (5) · --warmup s (2) · --runs n (3).
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
@@ -72,7 +75,7 @@ function parseSettings(argv: string[]): Settings {
       mode: { type: "string", default: "remote" },
       concurrency: { type: "string", default: "16" },
       replicas: { type: "string", default: "1" },
-      workers: { type: "string" },
+      workers: { type: "string", default: "1" },
       sync: { type: "string", default: "full" },
       duration: { type: "string", default: "5" },
       warmup: { type: "string", default: "2" },
@@ -111,7 +114,7 @@ function parseSettings(argv: string[]): Settings {
     mode: values.mode,
     concurrency: positive("concurrency", values.concurrency, true),
     replicas,
-    workers: values.workers === undefined ? replicas : positive("workers", values.workers, true),
+    workers: positive("workers", values.workers, true),
     sync: values.sync,
     durationMs: positive("duration", values.duration, false) * 1000,
     warmupMs: Math.max(0, Number(values.warmup)) * 1000,
@@ -170,22 +173,28 @@ async function startReplica(store: string, sync: string): Promise<{ child: Child
   }
 }
 
-/** PLEDGE_BENCH_PROFILE=<dir>: each child writes a V8 CPU profile there. */
+/**
+ * PLEDGE_BENCH_PROFILE=<dir>: each child writes V8 CPU profiles to <dir>/<role>, under
+ * Node's default names, which differ per process and thread (a worker's tsx loader
+ * thread writes one too: a fixed name would let it overwrite the main thread's).
+ */
 function profileArgs(role: string): string[] {
   const dir = process.env.PLEDGE_BENCH_PROFILE;
-  return dir === undefined
-    ? []
-    : [
-        "--cpu-prof",
-        "--cpu-prof-dir",
-        dir,
-        "--cpu-prof-name",
-        `${role}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.cpuprofile`,
-      ];
+  return dir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", path.join(dir, role)];
 }
 
-function startWorker(url: string, concurrency: number, prefix: string): ChildProcess {
-  return fork(WORKER, [JSON.stringify({ url, concurrency, prefix })], {
+/**
+ * The replicas worker `index` of `workers` talks to: one, round-robin, when there are
+ * at least as many workers as replicas; else every `workers`-th replica from its own,
+ * its executions spread over them (as a load balancer in front of them would).
+ */
+function urlsOf(index: number, workers: number, replicas: readonly { url: string }[]): string[] {
+  if (workers >= replicas.length) return [(replicas[index % replicas.length] as { url: string }).url];
+  return replicas.filter((_, replica) => replica % workers === index).map((replica) => replica.url);
+}
+
+function startWorker(urls: string[], concurrency: number, prefix: string): ChildProcess {
+  return fork(WORKER, [JSON.stringify({ urls, concurrency, prefix })], {
     execArgv: ["--import", "tsx", ...profileArgs("worker")],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -263,7 +272,11 @@ async function oneRun(settings: Settings, run: number, scratch: string): Promise
       const pledge = new Pledge({ store: storeUrl, group: "bench", concurrency: 1024 });
       register(pledge);
       try {
-        const timed = runLoad(pledge, { ...window, concurrency: settings.concurrency, prefix: `run${run}` });
+        const timed = runLoad([pledge], {
+          ...window,
+          concurrency: settings.concurrency,
+          prefix: `run${run}`,
+        });
         await sleep(settings.warmupMs);
         const start = sampleCpu([]);
         await sleep(settings.durationMs);
@@ -283,8 +296,7 @@ async function oneRun(settings: Settings, run: number, scratch: string): Promise
         replicas.push(await startReplica(storeUrl, settings.sync));
       const split = shares(settings.concurrency, Math.min(settings.workers, settings.concurrency));
       for (const [index, concurrency] of split.entries()) {
-        const replica = replicas[index % replicas.length] as { url: string };
-        const worker = startWorker(replica.url, concurrency, `run${run}-w${index}`);
+        const worker = startWorker(urlsOf(index, split.length, replicas), concurrency, `run${run}-w${index}`);
         workers.push(worker);
         await next(worker, "ready");
       }
@@ -403,7 +415,7 @@ async function main(): Promise<void> {
     `node ${environment.node} · ${environment.cores} cores (${environment.cpu}) · ${environment.platform} · load ${environment.loadAverage.join(" ")}`,
   );
   out.push(
-    `store ${describeStore(settings)} · SQLite PRAGMA synchronous = ${synchronous} · mode ${settings.mode}${remote ? ` · ${settings.replicas} replica${settings.replicas === 1 ? "" : "s"} (pledge serve processes) · ${Math.min(settings.workers, settings.concurrency)} worker processes, round-robin over the replicas` : " (one Pledge instance in this process)"}`,
+    `store ${describeStore(settings)} · SQLite PRAGMA synchronous = ${synchronous} · mode ${settings.mode}${remote ? ` · ${settings.replicas} replica${settings.replicas === 1 ? "" : "s"} (pledge serve processes) · ${Math.min(settings.workers, settings.concurrency)} worker process(es), each execution on one replica, spread round-robin` : " (one Pledge instance in this process)"}`,
   );
   out.push(
     `workload: a durable function of ${STEPS} ctx.run steps, ${settings.concurrency} executions in flight; steps/s = step bodies run in the window; CPU ms/step = CPU of servers, workers and PostgreSQL per step; each figure the median of ${settings.runs} runs, ${settings.durationMs / 1000} s measured after ${settings.warmupMs / 1000} s warm-up, new store and processes per run`,

@@ -59,9 +59,13 @@ export interface LoadResult {
   cpuMicros: number;
 }
 
-/** `concurrency` closed loops of executions with ids `<prefix>-<loop>-<n>`; resolves after the window. */
+/**
+ * `concurrency` closed loops of executions with ids `<prefix>-<loop>-<n>`, loop i on
+ * `pledges[i % pledges.length]` (several when one process reaches several replicas);
+ * resolves after the window.
+ */
 export async function runLoad(
-  pledge: Pledge,
+  pledges: readonly Pledge[],
   options: LoadWindow & { concurrency: number; prefix: string },
 ): Promise<LoadResult> {
   let measuring = false;
@@ -69,6 +73,7 @@ export async function runLoad(
   let executions = 0;
   let failure: Error | undefined;
   const loop = async (index: number) => {
+    const pledge = pledges[index % pledges.length] as Pledge;
     for (let n = 0; !stopped; n += 1) {
       const seed = index * 1_000 + n;
       const result = await pledge.run<number>(`${options.prefix}-${index}-${n}`, FUNCTION_NAME, seed);

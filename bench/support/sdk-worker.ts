@@ -17,9 +17,13 @@ export type WorkerMessage =
 
 export type WorkerCommand = ({ type: "run" } & LoadWindow) | { type: "close" };
 
-const settings = JSON.parse(process.argv[2] ?? "{}") as { url: string; concurrency: number; prefix: string };
-const pledge = new Pledge({ url: settings.url, group: "bench", concurrency: 1024 });
-register(pledge);
+const settings = JSON.parse(process.argv[2] ?? "{}") as {
+  urls: string[];
+  concurrency: number;
+  prefix: string;
+};
+const pledges = settings.urls.map((url) => new Pledge({ url, group: "bench", concurrency: 1024 }));
+for (const pledge of pledges) register(pledge);
 
 function send(message: WorkerMessage): void {
   process.send?.(message);
@@ -27,13 +31,13 @@ function send(message: WorkerMessage): void {
 
 process.on("message", (command: WorkerCommand) => {
   if (command.type === "run") {
-    runLoad(pledge, { ...command, concurrency: settings.concurrency, prefix: settings.prefix }).then(
+    runLoad(pledges, { ...command, concurrency: settings.concurrency, prefix: settings.prefix }).then(
       (result) => send({ type: "result", result }),
       (error: unknown) =>
         send({ type: "failed", message: error instanceof Error ? error.message : String(error) }),
     );
   } else if (command.type === "close") {
-    void pledge.stop().finally(() => {
+    void Promise.all(pledges.map((pledge) => pledge.stop())).finally(() => {
       send({ type: "closed" });
       process.disconnect();
       // Exit now rather than on the parent's SIGTERM, so a CPU profile (PLEDGE_BENCH_PROFILE) is written.
