@@ -1,9 +1,9 @@
 /**
  * One remote worker of `npm run bench:sdk --mode remote` (bench/sdk.ts): a Pledge
- * instance connected to one server replica, running sdk-load.ts's closed loop
- * when the parent says so and answering its figures over IPC.
+ * client per server replica it is given, running sdk-load.ts's closed loop over
+ * them when the parent says so and answering its figures over IPC.
  *
- * argv[2]: JSON `{ url, concurrency, prefix }`. Messages: ready → (run) → result
+ * argv[2]: JSON `{ urls, concurrency, prefix }`. Messages: ready → (run) → result
  * | failed; then (close) → closed.
  */
 import { Pledge } from "../../src/index.js";
