@@ -20,7 +20,11 @@
  * and is then recorded), so a slow store still shows a figure in a short window.
  * Every run gets a new store (a temporary SQLite file, or a fresh schema of the
  * PostgreSQL database named by --store, dropped afterwards) and new processes;
- * each figure is the median of `--runs` runs (default 3). CPU use is read from
+ * each figure is the median of `--runs` runs (default 3). The warm-up (default 5 s)
+ * is long enough for V8 to have optimised the hot code of every process, which
+ * takes longer the more processes share the load (three replicas each see a third
+ * of it, and compile it three times on the same cores): the window measures the
+ * steady state, not the compiler. CPU use is read from
  * /proc over the measured window: the whole machine's busy share, and the cores
  * used by the servers, the workers (or this process) and PostgreSQL's backends.
  * Progress goes to stderr; stdout holds the report and, last, one JSON line.
@@ -28,7 +32,7 @@
  * Flags: --store sqlite|sqlite:<new path>|memory|postgres://… (default sqlite) ·
  * --mode remote|embedded · --concurrency n (16) · --replicas n (1) · --workers n
  * (1) · --sync full|normal (SQLite, remote; embedded is always full) ·
- * --duration s (5) · --warmup s (2) · --runs n (3).
+ * --duration s (5) · --warmup s (5) · --runs n (3).
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -78,7 +82,7 @@ function parseSettings(argv: string[]): Settings {
       workers: { type: "string", default: "1" },
       sync: { type: "string", default: "full" },
       duration: { type: "string", default: "5" },
-      warmup: { type: "string", default: "2" },
+      warmup: { type: "string", default: "5" },
       runs: { type: "string", default: "3" },
     },
     strict: true,
