@@ -7,14 +7,16 @@
  *  - `--mode embedded`: one `new Pledge({ store })` in this process.
  *  - `--mode remote` (default): `--replicas` `pledge serve` processes (the built
  *    CLI, dist/) on one store, and `--workers` worker processes (default one;
- *    support/sdk-worker.ts), the concurrency split between them. A worker with
- *    fewer replicas than workers talks to one, round-robin; a worker with more
- *    spreads its executions over its share of them, as clients behind a load
- *    balancer would (one Pledge client per replica). More than one replica needs
- *    PostgreSQL. (One worker process by default, whatever the replicas: the
- *    requests of one turn of its event loop then share one POST per replica, ADR
- *    0006, and on 2 cores every further process only competes with the servers;
- *    so only the replicas differ between `--replicas 1` and `--replicas 3`.)
+ *    support/sdk-worker.ts). Closed loop i (of `--concurrency`) runs in worker
+ *    i mod workers against replica i mod replicas: with as many workers as
+ *    replicas, each worker talks to one; with one worker, its loops are spread
+ *    evenly over all of them, as clients behind a load balancer would be (one
+ *    Pledge client per replica). More than one replica needs PostgreSQL. (One
+ *    worker process by default, whatever the replicas: the requests of one turn
+ *    of its event loop share one POST per replica, ADR 0006, and on 2 cores every
+ *    further process only competes with the servers; so between `--replicas 1`
+ *    and `--replicas 3` only the replicas, and the worker's client per replica,
+ *    differ.)
  *
  * steps/s counts `ctx.run` bodies run inside the measured window (each runs once
  * and is then recorded), so a slow store still shows a figure in a short window.
@@ -187,18 +189,8 @@ function profileArgs(role: string): string[] {
   return dir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", path.join(dir, role)];
 }
 
-/**
- * The replicas worker `index` of `workers` talks to: one, round-robin, when there are
- * at least as many workers as replicas; else every `workers`-th replica from its own,
- * its executions spread over them (as a load balancer in front of them would).
- */
-function urlsOf(index: number, workers: number, replicas: readonly { url: string }[]): string[] {
-  if (workers >= replicas.length) return [(replicas[index % replicas.length] as { url: string }).url];
-  return replicas.filter((_, replica) => replica % workers === index).map((replica) => replica.url);
-}
-
-function startWorker(urls: string[], concurrency: number, prefix: string): ChildProcess {
-  return fork(WORKER, [JSON.stringify({ urls, concurrency, prefix })], {
+function startWorker(loops: string[], prefix: string): ChildProcess {
+  return fork(WORKER, [JSON.stringify({ loops, prefix })], {
     execArgv: ["--import", "tsx", ...profileArgs("worker")],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -244,12 +236,16 @@ interface RunFigures {
   cpu: CpuUse;
 }
 
-/** Splits `total` into `parts` near-equal positive shares. */
-function shares(total: number, parts: number): number[] {
-  return Array.from(
-    { length: parts },
-    (_, index) => Math.floor(total / parts) + (index < total % parts ? 1 : 0),
-  );
+/** The replica of each closed loop of each worker: loop i in worker i mod workers, on replica i mod replicas. */
+function loopsByWorker(
+  concurrency: number,
+  workers: number,
+  replicas: readonly { url: string }[],
+): string[][] {
+  const byWorker: string[][] = Array.from({ length: Math.min(workers, concurrency) }, () => []);
+  for (let loop = 0; loop < concurrency; loop += 1)
+    byWorker[loop % byWorker.length]?.push((replicas[loop % replicas.length] as { url: string }).url);
+  return byWorker;
 }
 
 async function oneRun(settings: Settings, run: number, scratch: string): Promise<RunFigures> {
@@ -276,11 +272,8 @@ async function oneRun(settings: Settings, run: number, scratch: string): Promise
       const pledge = new Pledge({ store: storeUrl, group: "bench", concurrency: 1024 });
       register(pledge);
       try {
-        const timed = runLoad([pledge], {
-          ...window,
-          concurrency: settings.concurrency,
-          prefix: `run${run}`,
-        });
+        const loops = Array.from({ length: settings.concurrency }, () => pledge);
+        const timed = runLoad(loops, { ...window, prefix: `run${run}` });
         await sleep(settings.warmupMs);
         const start = sampleCpu([]);
         await sleep(settings.durationMs);
@@ -298,9 +291,9 @@ async function oneRun(settings: Settings, run: number, scratch: string): Promise
       // Started one after another: the first migrates the new store, the others find it current.
       for (let index = 0; index < settings.replicas; index += 1)
         replicas.push(await startReplica(storeUrl, settings.sync));
-      const split = shares(settings.concurrency, Math.min(settings.workers, settings.concurrency));
-      for (const [index, concurrency] of split.entries()) {
-        const worker = startWorker(urlsOf(index, split.length, replicas), concurrency, `run${run}-w${index}`);
+      const assigned = loopsByWorker(settings.concurrency, settings.workers, replicas);
+      for (const [index, loops] of assigned.entries()) {
+        const worker = startWorker(loops, `run${run}-w${index}`);
         workers.push(worker);
         await next(worker, "ready");
       }
@@ -419,7 +412,7 @@ async function main(): Promise<void> {
     `node ${environment.node} · ${environment.cores} cores (${environment.cpu}) · ${environment.platform} · load ${environment.loadAverage.join(" ")}`,
   );
   out.push(
-    `store ${describeStore(settings)} · SQLite PRAGMA synchronous = ${synchronous} · mode ${settings.mode}${remote ? ` · ${settings.replicas} replica${settings.replicas === 1 ? "" : "s"} (pledge serve processes) · ${Math.min(settings.workers, settings.concurrency)} worker process(es), each execution on one replica, spread round-robin` : " (one Pledge instance in this process)"}`,
+    `store ${describeStore(settings)} · SQLite PRAGMA synchronous = ${synchronous} · mode ${settings.mode}${remote ? ` · ${settings.replicas} replica${settings.replicas === 1 ? "" : "s"} (pledge serve processes) · ${Math.min(settings.workers, settings.concurrency)} worker process(es); loop i in worker i mod workers, on replica i mod replicas` : " (one Pledge instance in this process)"}`,
   );
   out.push(
     `workload: a durable function of ${STEPS} ctx.run steps, ${settings.concurrency} executions in flight; steps/s = step bodies run in the window; CPU ms/step = CPU of servers, workers and PostgreSQL per step; each figure the median of ${settings.runs} runs, ${settings.durationMs / 1000} s measured after ${settings.warmupMs / 1000} s warm-up, new store and processes per run`,

@@ -2,9 +2,10 @@
  * The SDK benchmark's workload and its closed loop, shared by the embedded mode
  * (bench/sdk.ts, in its own process) and the remote workers (sdk-worker.ts):
  * `steps` is a durable function of `STEPS` `ctx.run` steps, each a small pure
- * computation, and a loop keeps `concurrency` executions of it in flight on one
- * Pledge instance (`pledge.run`, so the process that starts an execution also
- * runs it: no cross-process dispatch is measured, only the durable steps).
+ * computation, and closed loops keep one execution of it each in flight, each
+ * loop on its own given Pledge instance, or several on one (`pledge.run`, so the
+ * process that starts an execution also runs it: no cross-process dispatch is
+ * measured, only the durable steps).
  *
  * L1. Steps count when their body runs inside the window (a `ctx.run` body runs
  *     once, then its result is recorded; a replay reads the record), executions
@@ -60,20 +61,18 @@ export interface LoadResult {
 }
 
 /**
- * `concurrency` closed loops of executions with ids `<prefix>-<loop>-<n>`, loop i on
- * `pledges[i % pledges.length]` (several when one process reaches several replicas);
- * resolves after the window.
+ * A closed loop of executions per element of `loops`, on that Pledge instance, with
+ * ids `<prefix>-<loop>-<n>`; resolves after the window.
  */
 export async function runLoad(
-  pledges: readonly Pledge[],
-  options: LoadWindow & { concurrency: number; prefix: string },
+  loops: readonly Pledge[],
+  options: LoadWindow & { prefix: string },
 ): Promise<LoadResult> {
   let measuring = false;
   let stopped = false;
   let executions = 0;
   let failure: Error | undefined;
-  const loop = async (index: number) => {
-    const pledge = pledges[index % pledges.length] as Pledge;
+  const loop = async (pledge: Pledge, index: number) => {
     for (let n = 0; !stopped; n += 1) {
       const seed = index * 1_000 + n;
       const result = await pledge.run<number>(`${options.prefix}-${index}-${n}`, FUNCTION_NAME, seed);
@@ -81,8 +80,8 @@ export async function runLoad(
       if (measuring && !stopped) executions += 1;
     }
   };
-  const loops = Array.from({ length: options.concurrency }, (_, index) =>
-    loop(index).catch((error: unknown) => {
+  const running = loops.map((pledge, index) =>
+    loop(pledge, index).catch((error: unknown) => {
       failure ??= error instanceof Error ? error : new Error(String(error));
       stopped = true;
     }),
@@ -97,7 +96,7 @@ export async function runLoad(
   stopped = true;
   const steps = counting.steps;
   const cpu = process.cpuUsage(cpuBefore);
-  await Promise.all(loops);
+  await Promise.all(running);
   if (failure !== undefined) throw failure;
   return { executions, steps, cpuMicros: cpu.user + cpu.system };
 }

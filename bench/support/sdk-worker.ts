@@ -1,9 +1,9 @@
 /**
- * One remote worker of `npm run bench:sdk --mode remote` (bench/sdk.ts): a Pledge
- * client per server replica it is given, running sdk-load.ts's closed loop over
- * them when the parent says so and answering its figures over IPC.
+ * One remote worker of `npm run bench:sdk --mode remote` (bench/sdk.ts): one
+ * Pledge client per server replica its loops are on, running sdk-load.ts's closed
+ * loops when the parent says so and answering its figures over IPC.
  *
- * argv[2]: JSON `{ urls, concurrency, prefix }`. Messages: ready → (run) → result
+ * argv[2]: JSON `{ loops, prefix }`, `loops` the replica URL of each closed loop. Messages: ready → (run) → result
  * | failed; then (close) → closed.
  */
 import { Pledge } from "../../src/index.js";
@@ -17,13 +17,12 @@ export type WorkerMessage =
 
 export type WorkerCommand = ({ type: "run" } & LoadWindow) | { type: "close" };
 
-const settings = JSON.parse(process.argv[2] ?? "{}") as {
-  urls: string[];
-  concurrency: number;
-  prefix: string;
-};
-const pledges = settings.urls.map((url) => new Pledge({ url, group: "bench", concurrency: 1024 }));
-for (const pledge of pledges) register(pledge);
+const settings = JSON.parse(process.argv[2] ?? "{}") as { loops: string[]; prefix: string };
+const clients = new Map(
+  [...new Set(settings.loops)].map((url) => [url, new Pledge({ url, group: "bench", concurrency: 1024 })]),
+);
+for (const pledge of clients.values()) register(pledge);
+const loops = settings.loops.map((url) => clients.get(url) as Pledge);
 
 function send(message: WorkerMessage): void {
   process.send?.(message);
@@ -31,13 +30,13 @@ function send(message: WorkerMessage): void {
 
 process.on("message", (command: WorkerCommand) => {
   if (command.type === "run") {
-    runLoad(pledges, { ...command, concurrency: settings.concurrency, prefix: settings.prefix }).then(
+    runLoad(loops, { ...command, prefix: settings.prefix }).then(
       (result) => send({ type: "result", result }),
       (error: unknown) =>
         send({ type: "failed", message: error instanceof Error ? error.message : String(error) }),
     );
   } else if (command.type === "close") {
-    void Promise.all(pledges.map((pledge) => pledge.stop())).finally(() => {
+    void Promise.all([...clients.values()].map((pledge) => pledge.stop())).finally(() => {
       send({ type: "closed" });
       process.disconnect();
       // Exit now rather than on the parent's SIGTERM, so a CPU profile (PLEDGE_BENCH_PROFILE) is written.

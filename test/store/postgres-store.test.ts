@@ -463,8 +463,8 @@ if (requirePostgres("the PostgreSQL store tests")) {
     });
 
     it("a hinted batch reads what an unhinted one reads, whatever the ids hold", async () => {
-      // The prefetch inlines the hinted ids as literals (reads.ts): quotes, backslashes and
-      // SQL must come back as data. Branch-mates, tasks, callbacks and listeners come with them.
+      // The prefetch passes the hinted ids as array parameters (reads.ts): quotes, backslashes
+      // and SQL must come back as data. Branch-mates, tasks, callbacks and listeners come with them.
       const store = await open();
       const memory = new MemoryStore();
       const ids = ["o'brien", "back\\slash", "'); DROP TABLE promises; --", "\uE000🙂", "plain"];

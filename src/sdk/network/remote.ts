@@ -535,7 +535,8 @@ function sortAnswer(input: {
   if (envelope === undefined || typeof envelope.kind !== "string" || !Number.isSafeInteger(status)) {
     // Not an envelope: a proxy, a wrong path, a crashed server. A client fault is final;
     // a 404 may be a load balancer with no server behind it yet, so it is retried.
-    // Serialised again only here: on the way every answer of a batch takes, that would cost a JSON.stringify each.
+    // Serialised again only here: on the way every answer of a batch takes, it would
+    // cost a JSON.stringify of each.
     const text = input.text ?? JSON.stringify(json) ?? "";
     const described = `HTTP ${httpStatus} without a protocol envelope: ${oneLine(text) || "(empty body)"}`;
     return classifyStatus(httpStatus) === "reject"

@@ -87,14 +87,14 @@ export interface PrefetchedRows {
   outbox: OutboxRow[];
 }
 
-/** `rows` as one JSON array, `[]` when there are none: a column of the single row NAMED_SQL answers. */
+/** `rows` as one JSON array, a column of NAMED_SQL's one row (`json_agg` of no rows is NULL, not `[]`). */
 const jsonRows = (rows: string, order = "") =>
   `coalesce((SELECT json_agg(r${order}) FROM (${rows}) AS r), '[]')`;
 
 /**
- * The tasks, callbacks and listeners of the named ids, in one statement (one parse,
- * bind and execution in PostgreSQL and one result for `pg`, rather than three of
- * each on every batch): the tasks locked, each set a JSON array of rows shaped as
+ * The tasks, callbacks and listeners of the named ids, in one statement (one bind,
+ * execution and result per batch, in PostgreSQL and in `pg`, rather than three of
+ * each): the tasks locked, each set a JSON array of rows shaped as
  * separate selects would give them (`bigint`s are safe integers, so JSON numbers
  * are exact). The promises are selected on their own: their texts are the bulk of
  * what is read, and as JSON they would be escaped by PostgreSQL and unescaped here.
@@ -133,7 +133,15 @@ export function prefetch(hints: ReadHints): Fetch<PrefetchedRows> {
     parts.push({
       query: prepared(NAMED_SQL, [ids]),
       assign: (rows, result) => {
-        Object.assign(rows, result.rows[0] as NamedRows);
+        const named = result.rows[0] as NamedRows | undefined;
+        assert(
+          result.rows.length === 1 &&
+            Array.isArray(named?.tasks) &&
+            Array.isArray(named.callbacks) &&
+            Array.isArray(named.listeners),
+          "the prefetch of tasks, callbacks and listeners answers one row of three arrays",
+        );
+        Object.assign(rows, named);
       },
     });
   }
