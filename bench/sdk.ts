@@ -16,7 +16,10 @@
  *    of its event loop share one POST per replica, ADR 0006, and on 2 cores every
  *    further process only competes with the servers; so between `--replicas 1`
  *    and `--replicas 3` only the replicas, and the worker's client per replica,
- *    differ.)
+ *    differ.) `--replicas 1,3` measures both, their runs interleaved (1, 3, 1,
+ *    3, …), and reports each against the first as the median of the rounds'
+ *    ratios: on a machine whose speed drifts over minutes, medians measured one
+ *    after the other compare two different machines.
  *
  * steps/s counts `ctx.run` bodies run inside the measured window (each runs once
  * and is then recorded), so a slow store still shows a figure in a short window.
@@ -32,7 +35,7 @@
  * Progress goes to stderr; stdout holds the report and, last, one JSON line.
  *
  * Flags: --store sqlite|sqlite:<new path>|memory|postgres://… (default sqlite) ·
- * --mode remote|embedded · --concurrency n (16) · --replicas n (1) · --workers n
+ * --mode remote|embedded · --concurrency n (16) · --replicas n[,n…] (1) · --workers n
  * (1) · --sync full|normal (SQLite, remote; embedded is always full) ·
  * --duration s (5) · --warmup s (5) · --runs n (3).
  */
@@ -62,7 +65,8 @@ interface Settings {
   store: StoreChoice;
   mode: "embedded" | "remote";
   concurrency: number;
-  replicas: number;
+  /** Replica counts to measure; several: their runs interleaved, each round one of each. */
+  replicas: number[];
   workers: number;
   sync: "full" | "normal";
   durationMs: number;
@@ -108,10 +112,11 @@ function parseSettings(argv: string[]): Settings {
     usage(`--mode: expected embedded or remote, got ${JSON.stringify(values.mode)}`);
   if (values.sync !== "full" && values.sync !== "normal")
     usage(`--sync: expected full or normal, got ${JSON.stringify(values.sync)}`);
-  const replicas = positive("replicas", values.replicas, true);
-  if (replicas > 1 && store.kind !== "postgres")
+  const replicas = values.replicas.split(",").map((count) => positive("replicas", count.trim(), true));
+  const most = Math.max(...replicas);
+  if (most > 1 && store.kind !== "postgres")
     usage("--replicas: a memory or SQLite store has one owner process; replicas need PostgreSQL");
-  if (replicas > 1 && values.mode === "embedded")
+  if ((most > 1 || replicas.length > 1) && values.mode === "embedded")
     usage("--replicas: replicas are separate `pledge serve` processes; use --mode remote");
   if (store.kind === "memory" && values.mode === "remote")
     usage("--store: memory with --mode remote would measure nothing durable; use sqlite or postgres");
@@ -248,7 +253,12 @@ function loopsByWorker(
   return byWorker;
 }
 
-async function oneRun(settings: Settings, run: number, scratch: string): Promise<RunFigures> {
+async function oneRun(
+  settings: Settings,
+  replicaCount: number,
+  run: number,
+  scratch: string,
+): Promise<RunFigures> {
   const window = { warmupMs: settings.warmupMs, durationMs: settings.durationMs };
   let storeUrl: string;
   let cleanup = async () => {};
@@ -289,7 +299,7 @@ async function oneRun(settings: Settings, run: number, scratch: string): Promise
     const workers: ChildProcess[] = [];
     try {
       // Started one after another: the first migrates the new store, the others find it current.
-      for (let index = 0; index < settings.replicas; index += 1)
+      for (let index = 0; index < replicaCount; index += 1)
         replicas.push(await startReplica(storeUrl, settings.sync));
       const assigned = loopsByWorker(settings.concurrency, settings.workers, replicas);
       for (const [index, loops] of assigned.entries()) {
@@ -364,6 +374,10 @@ function describeStore(settings: Settings): string {
   }
 }
 
+function replicaLabel(count: number): string {
+  return `${count} replica${count === 1 ? "" : "s"}`;
+}
+
 async function main(): Promise<void> {
   const settings = parseSettings(process.argv.slice(2));
   if (settings.mode === "remote" && !fs.existsSync(CLI)) usage(`${CLI} is missing; run npm run build`);
@@ -376,28 +390,48 @@ async function main(): Promise<void> {
     platform: `${process.platform} ${process.arch}`,
     loadAverage: os.loadavg().map((value) => rounded(value)),
   };
-  const runs: RunFigures[] = [];
+  // One list of runs per replica count, filled round by round (one run of each per round).
+  const runs: RunFigures[][] = settings.replicas.map(() => []);
+  let sequence = 0;
   try {
-    for (let run = 1; run <= settings.runs; run += 1) {
-      const figures = await oneRun(settings, run, scratch);
-      runs.push(figures);
-      progress(
-        `  run ${run}: ${formatCount(figures.stepsPerSecond)} steps/s (${figures.executions} executions), machine ${formatDecimal(figures.cpu.machineBusy * 100, 0)}% busy`,
-      );
+    for (let round = 1; round <= settings.runs; round += 1) {
+      for (const [index, replicaCount] of settings.replicas.entries()) {
+        sequence += 1;
+        const figures = await oneRun(settings, replicaCount, sequence, scratch);
+        runs[index]?.push(figures);
+        progress(
+          `  run ${round}${settings.replicas.length > 1 ? `, ${replicaLabel(replicaCount)}` : ""}: ${formatCount(figures.stepsPerSecond)} steps/s (${figures.executions} executions), machine ${formatDecimal(figures.cpu.machineBusy * 100, 0)}% busy`,
+        );
+      }
     }
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 
-  const pick = (f: (run: RunFigures) => number) => median(runs.map(f));
-  const result = {
-    stepsPerSecond: pick((run) => run.stepsPerSecond),
-    executionsPerSecond: pick((run) => run.executionsPerSecond),
-    machineBusy: pick((run) => run.cpu.machineBusy),
-    serverCores: pick((run) => run.cpu.servers),
-    workerCores: pick((run) => run.cpu.workers),
-    postgresCores: pick((run) => run.cpu.postgres),
-  };
+  const summaries = runs.map((list) => {
+    const pick = (f: (run: RunFigures) => number) => median(list.map(f));
+    return {
+      stepsPerSecond: pick((run) => run.stepsPerSecond),
+      executionsPerSecond: pick((run) => run.executionsPerSecond),
+      machineBusy: pick((run) => run.cpu.machineBusy),
+      serverCores: pick((run) => run.cpu.servers),
+      workerCores: pick((run) => run.cpu.workers),
+      postgresCores: pick((run) => run.cpu.postgres),
+    };
+  });
+  // Each further replica count against the first, round by round (the runs of a round are minutes apart at most).
+  const first = runs[0] ?? [];
+  const ratios = settings.replicas.slice(1).map((replicaCount, offset) => {
+    const perRound = (runs[offset + 1] ?? []).map(
+      (run, round) => run.stepsPerSecond / (first[round]?.stepsPerSecond ?? Number.NaN),
+    );
+    return {
+      replicas: replicaCount,
+      against: settings.replicas[0] as number,
+      median: median(perRound),
+      perRound,
+    };
+  });
   const synchronous =
     settings.store.kind !== "sqlite"
       ? "n/a (not SQLite)"
@@ -405,6 +439,7 @@ async function main(): Promise<void> {
         ? "FULL (the SDK's embedded default)"
         : `${settings.sync.toUpperCase()} (pledge serve --sync ${settings.sync})`;
   const remote = settings.mode === "remote";
+  const workers = Math.min(settings.workers, settings.concurrency);
 
   const out: string[] = [];
   out.push("Pledge bench:sdk");
@@ -412,10 +447,10 @@ async function main(): Promise<void> {
     `node ${environment.node} · ${environment.cores} cores (${environment.cpu}) · ${environment.platform} · load ${environment.loadAverage.join(" ")}`,
   );
   out.push(
-    `store ${describeStore(settings)} · SQLite PRAGMA synchronous = ${synchronous} · mode ${settings.mode}${remote ? ` · ${settings.replicas} replica${settings.replicas === 1 ? "" : "s"} (pledge serve processes) · ${Math.min(settings.workers, settings.concurrency)} worker process(es); loop i in worker i mod workers, on replica i mod replicas` : " (one Pledge instance in this process)"}`,
+    `store ${describeStore(settings)} · SQLite PRAGMA synchronous = ${synchronous} · mode ${settings.mode}${remote ? ` · ${settings.replicas.map(replicaLabel).join(", then ")} (pledge serve processes) · ${workers} worker process${workers === 1 ? "" : "es"}; loop i in worker i mod workers, on replica i mod replicas` : " (one Pledge instance in this process)"}`,
   );
   out.push(
-    `workload: a durable function of ${STEPS} ctx.run steps, ${settings.concurrency} executions in flight; steps/s = step bodies run in the window; CPU ms/step = CPU of servers, workers and PostgreSQL per step; each figure the median of ${settings.runs} runs, ${settings.durationMs / 1000} s measured after ${settings.warmupMs / 1000} s warm-up, new store and processes per run`,
+    `workload: a durable function of ${STEPS} ctx.run steps, ${settings.concurrency} executions in flight; steps/s = step bodies run in the window; CPU ms/step = CPU of servers, workers and PostgreSQL per step; each figure the median of ${settings.runs} runs${settings.replicas.length > 1 ? " (the replica counts' runs interleaved)" : ""}, ${settings.durationMs / 1000} s measured after ${settings.warmupMs / 1000} s warm-up, new store and processes per run`,
   );
   out.push("");
   out.push(
@@ -431,35 +466,47 @@ async function main(): Promise<void> {
         "postgres cores",
         "runs (steps/s)",
       ],
-      [
-        [
-          "median",
-          formatCount(result.stepsPerSecond),
-          formatDecimal(result.executionsPerSecond, 1),
-          formatDecimal(
-            ((result.serverCores + result.workerCores + result.postgresCores) * 1000) / result.stepsPerSecond,
-          ),
-          `${formatDecimal(result.machineBusy * 100, 0)}% of ${environment.cores}`,
-          remote ? formatDecimal(result.serverCores) : "—",
-          formatDecimal(result.workerCores),
-          formatDecimal(result.postgresCores),
-          runs.map((run) => formatCount(run.stepsPerSecond)).join(" · "),
-        ],
-      ],
+      summaries.map((result, index) => [
+        settings.replicas.length > 1 ? replicaLabel(settings.replicas[index] as number) : "median",
+        formatCount(result.stepsPerSecond),
+        formatDecimal(result.executionsPerSecond, 1),
+        formatDecimal(
+          ((result.serverCores + result.workerCores + result.postgresCores) * 1000) / result.stepsPerSecond,
+        ),
+        `${formatDecimal(result.machineBusy * 100, 0)}% of ${environment.cores}`,
+        remote ? formatDecimal(result.serverCores) : "—",
+        formatDecimal(result.workerCores),
+        formatDecimal(result.postgresCores),
+        (runs[index] ?? []).map((run) => formatCount(run.stepsPerSecond)).join(" · "),
+      ]),
     ),
   );
+  for (const ratio of ratios)
+    out.push(
+      `${replicaLabel(ratio.replicas)} ÷ ${replicaLabel(ratio.against)}: ${formatDecimal(ratio.median)}× (median of the rounds' ratios: ${ratio.perRound.map((value) => formatDecimal(value)).join(" · ")})`,
+    );
   out.push("");
+  const roundAll = (record: Record<string, number>) =>
+    Object.fromEntries(Object.entries(record).map(([key, value]) => [key, rounded(value)]));
   out.push(
     JSON.stringify({
       benchmark: "sdk",
       environment,
       settings: { ...settings, store: describeStore(settings), synchronous },
-      median: Object.fromEntries(Object.entries(result).map(([key, value]) => [key, rounded(value)])),
-      runs: runs.map((run) => ({
-        stepsPerSecond: rounded(run.stepsPerSecond),
-        executionsPerSecond: rounded(run.executionsPerSecond),
-        executions: run.executions,
-        cpu: Object.fromEntries(Object.entries(run.cpu).map(([key, value]) => [key, rounded(value)])),
+      configurations: settings.replicas.map((replicaCount, index) => ({
+        replicas: replicaCount,
+        median: roundAll(summaries[index] ?? {}),
+        runs: (runs[index] ?? []).map((run) => ({
+          stepsPerSecond: rounded(run.stepsPerSecond),
+          executionsPerSecond: rounded(run.executionsPerSecond),
+          executions: run.executions,
+          cpu: roundAll({ ...run.cpu }),
+        })),
+      })),
+      ratios: ratios.map((ratio) => ({
+        ...ratio,
+        median: rounded(ratio.median),
+        perRound: ratio.perRound.map(rounded),
       })),
     }),
   );
