@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import type { Response } from "../../src/protocol/requests.js";
 import type { Context } from "../../src/sdk/engine/context.js";
 import type { Network, NetworkRequest } from "../../src/sdk/network/network.js";
-import { until, useCleanups, wrappedWorker } from "./support.js";
+import { double, until, useCleanups, wrappedWorker } from "./support.js";
 
 const cleanup = useCleanups();
 
@@ -29,8 +29,6 @@ function setup() {
   const other = direct as Pick<Network, "send">;
   return { pledge, store, kinds, other };
 }
-
-const double = async (_ctx: Context, n: number) => n * 2;
 
 describe("a run's result, here", () => {
   it("comes from the worker's own fulfil: no listener is registered", async () => {

@@ -7,9 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { PRELOAD_FIELD } from "../../src/protocol/records.js";
 import type { Response } from "../../src/protocol/requests.js";
-import type { Context } from "../../src/sdk/engine/context.js";
 import { type NetworkRequest, ProtocolRejection } from "../../src/sdk/network/network.js";
-import { useCleanups, wrappedWorker } from "./support.js";
+import { threeDoublings, useCleanups, wrappedWorker } from "./support.js";
 
 const cleanup = useCleanups();
 
@@ -38,18 +37,10 @@ function setup(options: { names: boolean; refuses?: (request: NetworkRequest) =>
   return { pledge, fences };
 }
 
-const double = async (_ctx: Context, n: number) => n * 2;
-
-async function threeSteps(ctx: Context, n: number): Promise<number> {
-  const a = await ctx.run(double, n);
-  const b = await ctx.run(double, a);
-  return ctx.run(double, b);
-}
-
 describe("preload-opt-out (ADR 0006)", () => {
   it("asks every fence for no preload where the server names the extension, and gets none", async () => {
     const { pledge, fences } = setup({ names: true });
-    pledge.register("threeSteps", threeSteps);
+    pledge.register("threeSteps", threeDoublings);
     expect(await pledge.run("r", "threeSteps", 1)).toBe(8);
     expect(fences).toEqual([
       { quiet: true, preloaded: 0 },
@@ -60,7 +51,7 @@ describe("preload-opt-out (ADR 0006)", () => {
 
   it("never sends the field to a server that does not name the extension (which preloads as usual)", async () => {
     const { pledge, fences } = setup({ names: false });
-    pledge.register("threeSteps", threeSteps);
+    pledge.register("threeSteps", threeDoublings);
     expect(await pledge.run("r", "threeSteps", 1)).toBe(8);
     expect(fences.every((fence) => !fence.quiet)).toBe(true);
     expect(fences.at(-1)?.preloaded).toBeGreaterThan(0);
@@ -74,7 +65,7 @@ describe("preload-opt-out (ADR 0006)", () => {
           ? `data["${PRELOAD_FIELD}"]: unknown field`
           : undefined,
     });
-    pledge.register("threeSteps", threeSteps);
+    pledge.register("threeSteps", threeDoublings);
     expect(await pledge.run("r", "threeSteps", 1)).toBe(8);
     expect(fences.map((fence) => fence.quiet)).toEqual([true, false, false, false]);
   });
@@ -85,7 +76,7 @@ describe("preload-opt-out (ADR 0006)", () => {
       refuses: (request) =>
         request.kind === "task.fence" && request.data.id === "bad" ? "data.action.data.param: no" : undefined,
     });
-    pledge.register("threeSteps", threeSteps);
+    pledge.register("threeSteps", threeDoublings);
     await expect(pledge.run("bad", "threeSteps", 1)).rejects.toThrow("data.action.data.param: no");
     expect(await pledge.run("good", "threeSteps", 1)).toBe(8);
     expect(fences.map((fence) => fence.quiet)).toEqual([true, true, true, true]);

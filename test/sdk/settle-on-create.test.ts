@@ -9,7 +9,7 @@ import { SETTLE_ON_CREATE } from "../../src/protocol/records.js";
 import type { Response } from "../../src/protocol/requests.js";
 import type { Context } from "../../src/sdk/engine/context.js";
 import type { NetworkRequest } from "../../src/sdk/network/network.js";
-import { decodeValue, useCleanups, wrappedWorker } from "./support.js";
+import { decodeValue, double, threeDoublings, useCleanups, wrappedWorker } from "./support.js";
 
 type ServerKind = "pledge" | "silent" | "ignores" | "refuses";
 
@@ -56,18 +56,10 @@ function setup(server: ServerKind) {
   return { pledge, writes, record };
 }
 
-const double = async (_ctx: Context, n: number) => n * 2;
-
-async function threeLeaves(ctx: Context, n: number): Promise<number> {
-  const a = await ctx.run(double, n);
-  const b = await ctx.run(double, a);
-  return ctx.run(double, b);
-}
-
 describe("settle-on-create (ADR 0005)", () => {
   it("writes each leaf step once, created settled, when the server takes it", async () => {
     const { pledge, writes, record } = setup("pledge");
-    pledge.register("threeLeaves", threeLeaves);
+    pledge.register("threeLeaves", threeDoublings);
     expect(await pledge.run("r", "threeLeaves", 1)).toBe(8);
     expect(writes).toEqual([
       { kind: "promise.create", id: "r.1", settled: true },
@@ -110,7 +102,7 @@ describe("settle-on-create (ADR 0005)", () => {
   for (const server of ["silent", "ignores", "refuses"] as const) {
     it(`a server that ${server === "silent" ? "does not name it" : `${server} the field`} gets every step in two writes`, async () => {
       const { pledge, writes, record } = setup(server);
-      pledge.register("threeLeaves", threeLeaves);
+      pledge.register("threeLeaves", threeDoublings);
       expect(await pledge.run("r", "threeLeaves", 1)).toBe(8);
       expect(await pledge.run("s", "threeLeaves", 2)).toBe(16);
       for (const id of ["r.1", "r.2", "r.3", "s.1", "s.2", "s.3"]) expect(record(id)?.state).toBe("resolved");

@@ -14,12 +14,23 @@ import { EmbeddedNetwork } from "../../src/node/embedded-network.js";
 import type { PromiseRecord } from "../../src/protocol/records.js";
 import type { Request, Response } from "../../src/protocol/requests.js";
 import { PledgeClient } from "../../src/sdk/client.js";
+import type { Context } from "../../src/sdk/engine/context.js";
 import type { Network } from "../../src/sdk/network/network.js";
 import { ServerShell } from "../../src/server/shell.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 
 export const ENGINES = ["async", "generator"] as const;
 export type Engine = (typeof ENGINES)[number];
+
+/** A leaf step for the extension suites: its answer is easy to check, its param easy to read. */
+export const double = async (_ctx: Context, n: number) => n * 2;
+
+/** Three `double` leaf steps in a row: n × 8, and three fences to observe. */
+export async function threeDoublings(ctx: Context, n: number): Promise<number> {
+  const a = await ctx.run(double, n);
+  const b = await ctx.run(double, a);
+  return ctx.run(double, b);
+}
 
 type Cleanup = () => Promise<void> | void;
 
