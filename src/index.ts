@@ -30,8 +30,12 @@ export { NonRetryableError, type RetryPolicy } from "./sdk/retry.js";
 export interface PledgeOptions {
   /** Embedded store: `sqlite:<path>` (default `sqlite:./pledge.db`), `memory`. Ignored with `url`. */
   store?: string;
-  /** A server to talk to instead of an embedded one. */
-  url?: string;
+  /**
+   * A server to talk to instead of an embedded one; or several, the replicas of
+   * one server on PostgreSQL: requests go round-robin over them, and past one
+   * that stops answering.
+   */
+  url?: string | readonly string[];
   /** Bearer token for `url`, or required of HTTP clients when an embedded instance `listen`s. */
   token?: string;
   /** Worker group this process serves (default `default`). */

@@ -4,10 +4,11 @@
  * start), remote workers connected to different replicas, executions started
  * through every replica, and one replica SIGKILLed mid-load.
  *
- * The SDK's remote network knows one URL, so a worker connected to the killed
+ * Each worker is given one replica's URL, so a worker connected to the killed
  * replica cannot move by itself: it is left running (orphaned: its heartbeats
  * and completions go nowhere, so its leases lapse) and the recovery path is a
- * new worker started with the URL of a surviving replica.
+ * new worker started with the URL of a surviving replica. (A client given every
+ * replica's URL moves on by itself: client-failover.test.ts.)
  *
  * Also: a task acquired through one replica cannot be acquired again through
  * another (at most one valid claim per task across replicas).

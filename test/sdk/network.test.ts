@@ -608,6 +608,134 @@ describe("remote network", () => {
   }, 15_000);
 });
 
+describe("remote network over several servers (R5)", () => {
+  /** A batch-taking server that records, in `log`, `name` for every POST it answers. */
+  async function namedServer(name: string, log: string[]): Promise<string> {
+    return fakeServer((_request, body, response) => {
+      const json = JSON.parse(body) as unknown;
+      const requests = Array.isArray(json) ? json : [json];
+      log.push(Array.isArray(json) ? `${name}[${requests.length}]` : name);
+      const answers = requests.map((request) =>
+        answer(JSON.stringify(request), 404, `${name} has no ${request.data.id}`),
+      );
+      response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
+      response.end(Array.isArray(json) ? `[${answers.join(",")}]` : answers[0]);
+    });
+  }
+
+  const get = (network: Network, id: string) => network.send({ kind: "promise.get", data: { id } });
+
+  test("each POST goes to the next server in turn, a turn's batch whole to one", async () => {
+    const log: string[] = [];
+    const urls = [await namedServer("A", log), await namedServer("B", log), await namedServer("C", log)];
+    const network = new RemoteNetwork({ url: urls, group: "g", pid: "w1" });
+    cleanups.push(() => network.close());
+    for (const id of ["1", "2", "3", "4"]) await get(network, id);
+    const batch = await Promise.all(["x", "y", "z"].map((id) => get(network, id)));
+    expect(batch.map((response) => response.data)).toEqual(["B has no x", "B has no y", "B has no z"]);
+    await get(network, "5");
+    expect(log).toEqual(["A", "B", "C", "A", "B[3]", "C"]);
+  });
+
+  test("a server that does not answer is passed over: its request is answered by the next at once, and it is skipped until its cool-down ends", async () => {
+    const log: string[] = [];
+    const deadPort = await freePort();
+    const live = await namedServer("B", log);
+    let now = 1_000_000;
+    const network = new RemoteNetwork({
+      url: [`http://127.0.0.1:${deadPort}`, live],
+      group: "g",
+      pid: "w1",
+      now: () => now,
+      random: () => 0.5,
+      retry: LONG_BACKOFF, // a backoff would outlast the test: failing over must not wait for one
+      reconnect: { initialMs: 1_000, maxMs: 30_000 },
+    });
+    cleanups.push(() => network.close());
+    expect((await get(network, "1")).data).toBe("B has no 1"); // refused by the first, answered by B
+    for (const id of ["2", "3"]) expect((await get(network, id)).data).toBe(`B has no ${id}`);
+    expect(log).toEqual(["B", "B", "B"]);
+    // The cool-down over, the first server is tried again; it answers now, and takes its turns again.
+    const revived: string[] = [];
+    await serveOn(deadPort, "A", revived);
+    now += 1_000;
+    for (const id of ["4", "5", "6"]) await get(network, id);
+    expect({ A: revived, B: log.slice(3) }).toEqual({ A: ["A", "A"], B: ["B"] });
+  }, 5_000);
+
+  test("when no server answers, the request waits with the usual backoff after trying each once", async () => {
+    const ports = [await freePort(), await freePort()];
+    const { timers, armed } = backoffWatch();
+    const network = new RemoteNetwork({
+      url: ports.map((port) => `http://127.0.0.1:${port}`),
+      group: "g",
+      pid: "w1",
+      timers,
+      retry: LONG_BACKOFF,
+    });
+    const pending = get(network, "p");
+    await armed;
+    await network.close();
+    const error = await rejection(pending);
+    expect(error).toBeInstanceOf(NetworkClosedError);
+    expect((error as Error).message).toMatch(/ECONNREFUSED/);
+  }, 5_000);
+
+  test("the poll stream moves on to the next server when its connection fails", async () => {
+    const deadPort = await freePort();
+    const paths: string[] = [];
+    const live = await fakeServer((request, _body, response) => {
+      paths.push(request.url ?? "");
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      response.write(`data: {"kind":"execute","head":{},"data":{"task":{"id":"t","version":1}}}\n\n`);
+    });
+    const network = new RemoteNetwork({
+      url: [`http://127.0.0.1:${deadPort}`, live],
+      group: "g",
+      pid: "w1",
+      random: () => 0, // the first connection goes to the first server, which refuses it
+      reconnect: { initialMs: 1, maxMs: 2 },
+    });
+    cleanups.push(() => network.close());
+    await inbox(network).next(executeOf("t"));
+    expect(paths).toEqual(["/poll/g/w1"]);
+  });
+
+  test("a list that is empty or names anything but http(s) URLs is refused, naming the entry", () => {
+    const open = (url: unknown) => () => new RemoteNetwork({ url: url as string[], group: "g", pid: "w1" });
+    expect(open([])).toThrow(/^url: expected a URL or a non-empty list of URLs, got \[\]$/);
+    expect(open(["http://127.0.0.1:1", "ftp://127.0.0.1:2"])).toThrow(
+      'url[1]: expected http:// or https://, got "ftp://127.0.0.1:2"',
+    );
+    expect(open(["http://127.0.0.1:1", 7])).toThrow("url[1]: not a URL: 7");
+    expect(open("nope")).toThrow('url: not a URL: "nope"');
+  });
+
+  /** A batch-taking server on `port`, logging `name` per POST into `log`. */
+  async function serveOn(port: number, name: string, log: string[]): Promise<void> {
+    const server = createServer((request, response) => {
+      let body = "";
+      request.setEncoding("utf8");
+      request.on("data", (chunk: string) => {
+        body += chunk;
+      });
+      request.on("end", () => {
+        log.push(name);
+        response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
+        response.end(answer(body, 404, `${name} has no ${JSON.parse(body).data.id}`));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
+  }
+});
+
 describe("embedded network", () => {
   function shellOn(store: Store): ServerShell {
     const shell = new ServerShell(

@@ -5,6 +5,15 @@
  * answer to its request, retries with backoff, and the poll stream's parser and
  * reconnects. What an answer means is the caller's business.
  *
+ * `url` may list several servers: replicas of one server on one store, each of
+ * which takes any request (PostgreSQL). POSTs then go round-robin, one server
+ * per POST, as a load balancer in front of the replicas would route them; the
+ * poll stream holds one connection and moves to the next server when it fails.
+ * A server whose connection failed is passed over until a cool-down has passed
+ * (1 s, doubling to 30 s while it keeps failing), and a request that met it is
+ * tried again at once on the next server: a replica that died costs the
+ * requests in flight to it one more attempt each, not a backoff.
+ *
  * Envelopes go through `node:http(s)` over a keep-alive agent of this network's
  * own, not `fetch`: a step costs a few round trips, and fetch's web-stream
  * machinery (Request, AbortSignal, ReadableStream) cost a worker more CPU per
@@ -45,6 +54,12 @@
  *      sorted as if it had come alone (R1). An answer that is not an array of as
  *      many slots fails every request of the batch, and each is retried alone at
  *      once (the fault may be the batch's), then with the usual backoff.
+ *  R5  With several servers, each POST goes to the next in turn that is not
+ *      cooling down (all cooling: the next in turn anyway). A POST that got no
+ *      answer (refused, reset, cut off, timed out) starts its server's cool-down,
+ *      and its requests are tried again at once, on another server, as many times
+ *      in a row as there are other servers; then with the usual backoff. Any
+ *      answer, whatever its status, ends the server's cool-down.
  */
 import {
   type ClientRequest,
@@ -71,8 +86,11 @@ export interface RetryPolicy {
 }
 
 export interface RemoteNetworkOptions {
-  /** Where envelopes are posted, exactly (`http://127.0.0.1:8001` posts to `/`). */
-  url: string;
+  /**
+   * Where envelopes are posted, exactly (`http://127.0.0.1:8001` posts to `/`);
+   * several: replicas of one server, used round-robin (header of this file).
+   */
+  url: string | readonly string[];
   /** Bearer token: `Authorization: Bearer` and `head.auth`. */
   token?: string | undefined;
   group: string;
@@ -89,6 +107,8 @@ export interface RemoteNetworkOptions {
   reconnect?: RetryPolicy;
   /** One attempt (answer included) gives up after this long. Default 10 s. */
   requestTimeoutMs?: number;
+  /** Milliseconds, for the cool-down of a server that failed (R5). Default `Date.now`. */
+  now?: () => number;
 }
 
 export const SEND_RETRY: RetryPolicy = { initialMs: 100, maxMs: 5_000 };
@@ -223,10 +243,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
 type Attempt =
   | { kind: "answer"; response: Response }
   | { kind: "reject"; status: number; message: string }
-  | { kind: "retry"; reason: string; now?: boolean };
+  | { kind: "retry"; reason: string; now?: boolean; failover?: boolean };
 
-/** What one POST came to: an answer read in full, or why there is none. */
-type Exchanged = { httpStatus: number; text: string } | { reason: string };
+/** What one POST came to: an answer read in full, or why there is none (`failover`: another server may answer, R5). */
+type Exchanged = { httpStatus: number; text: string } | { reason: string; failover?: boolean };
 
 /** A first attempt waiting for its turn's batch. */
 interface Queued {
@@ -239,7 +259,6 @@ interface Queued {
 export class RemoteNetwork implements Network {
   readonly unicast: string;
   readonly anycast: string;
-  private readonly pollUrl: string;
   private readonly token: string | undefined;
   private readonly newId: () => string;
   private readonly timers: Timers;
@@ -248,16 +267,13 @@ export class RemoteNetwork implements Network {
   private readonly reconnect: RetryPolicy;
   private readonly requestTimeoutMs: number;
   private readonly backoff: Backoff;
-  /** Where and how each envelope is posted; only `content-length` varies. */
-  private readonly postOptions: RequestOptions;
-  /**
-   * The headers as a flat name/value list, which Node writes as given (still
-   * validated) rather than through `setHeader` one by one; `host` included, as
-   * Node adds it only to headers given as an object.
-   */
-  private readonly postHeaders: readonly string[];
-  private readonly post: typeof httpRequest;
-  private readonly agent: HttpAgent;
+  private readonly now: () => number;
+  /** The servers of `url`, in its order (R5). */
+  private readonly servers: readonly Server[];
+  /** The next server's index in `servers` (R5). */
+  private turn = 0;
+  /** Keep-alive agents, one per scheme in use. */
+  private readonly agents = new Map<string, HttpAgent>();
   /** Ends each request in flight, giving the reason its attempt reports. */
   private readonly inFlight = new Set<(reason: string) => void>();
   private readonly subscriptions = new Set<PollSubscription>();
@@ -268,15 +284,13 @@ export class RemoteNetwork implements Network {
   private queued: Queued[] = [];
 
   constructor(options: RemoteNetworkOptions) {
-    let parsed: URL;
-    try {
-      parsed = new URL(options.url);
-    } catch {
-      throw new TypeError(`url: not a URL: ${JSON.stringify(options.url)}`);
-    }
-    if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
-      throw new TypeError(`url: expected http:// or https://, got ${JSON.stringify(options.url)}`);
-    this.pollUrl = `${options.url.replace(/\/+$/, "")}/poll/${encodeURIComponent(options.group)}/${encodeURIComponent(options.pid)}`;
+    const urls: readonly unknown[] = typeof options.url === "string" ? [options.url] : options.url;
+    if (!Array.isArray(urls) || urls.length === 0)
+      throw new TypeError(
+        `url: expected a URL or a non-empty list of URLs, got ${JSON.stringify(options.url)}`,
+      );
+    const field = (index: number) => (typeof options.url === "string" ? "url" : `url[${index}]`);
+    const parsed = urls.map((url, index) => parseServerUrl(url, field(index)));
     this.unicast = `poll://uni@${options.group}/${options.pid}`;
     this.anycast = `poll://any@${options.group}/${options.pid}`;
     this.token = options.token === "" ? undefined : options.token;
@@ -287,16 +301,33 @@ export class RemoteNetwork implements Network {
     this.reconnect = options.reconnect ?? RECONNECT;
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.backoff = new Backoff(this.timers, this.random);
+    this.now = options.now ?? Date.now;
     // No cap on sockets, as fetch had none: a request queued behind a cap would
     // spend its `requestTimeoutMs` waiting for a socket rather than an answer.
     const agentOptions = { keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS };
-    const https = parsed.protocol === "https:";
-    this.agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
-    this.post = https ? httpsRequest : httpRequest;
-    const { hostname, port, path } = urlToHttpOptions(parsed);
-    this.postOptions = { hostname, port, path, method: "POST", agent: this.agent };
+    const agentFor = (https: boolean): HttpAgent => {
+      const scheme = https ? "https:" : "http:";
+      let agent = this.agents.get(scheme);
+      if (agent === undefined) {
+        agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+        this.agents.set(scheme, agent);
+      }
+      return agent;
+    };
     const headers = this.headers({ "content-type": "application/json", accept: "application/json" });
-    this.postHeaders = ["host", parsed.host, ...Object.entries(headers).flat()];
+    const pollPath = `/poll/${encodeURIComponent(options.group)}/${encodeURIComponent(options.pid)}`;
+    this.servers = parsed.map(({ url, parsed }) => {
+      const https = parsed.protocol === "https:";
+      const { hostname, port, path } = urlToHttpOptions(parsed);
+      return {
+        post: https ? httpsRequest : httpRequest,
+        postOptions: { hostname, port, path, method: "POST", agent: agentFor(https) },
+        postHeaders: ["host", parsed.host, ...Object.entries(headers).flat()],
+        pollUrl: `${url.replace(/\/+$/, "")}${pollPath}`,
+        failures: 0,
+        coolingUntil: 0,
+      };
+    });
   }
 
   async send(request: NetworkRequest): Promise<Response> {
@@ -304,6 +335,7 @@ export class RemoteNetwork implements Network {
     const corrId = this.newId();
     const text = JSON.stringify(toEnvelope(request, corrId, this.token));
     let lastFailure = "none";
+    let failovers = 0;
     for (let attempt = 1; ; attempt++) {
       // A first attempt joins this turn's batch where the server takes batches (R4); retries go alone.
       const outcome =
@@ -315,6 +347,11 @@ export class RemoteNetwork implements Network {
       if (outcome.reason !== ABORTED_BY_CLOSE) lastFailure = outcome.reason;
       if (this.closed) throw closedWhileRetrying(request.kind, lastFailure);
       if (outcome.now === true) continue;
+      // R5: another server may answer at once where this one gave no answer.
+      if (outcome.failover === true && failovers < this.servers.length - 1) {
+        failovers += 1;
+        continue;
+      }
       try {
         await this.backoff.wait(this.backoff.delayMs(this.retry, attempt));
       } catch {
@@ -326,7 +363,8 @@ export class RemoteNetwork implements Network {
   subscribe(onMessage: (message: OutgoingMessage) => void): () => void {
     if (this.closed) return () => {};
     const subscription = new PollSubscription({
-      url: this.pollUrl,
+      urls: this.servers.map((server) => server.pollUrl),
+      first: Math.floor(this.random() * this.servers.length),
       headers: this.headers({ accept: "text/event-stream" }),
       timers: this.timers,
       backoff: new Backoff(this.timers, this.random),
@@ -345,7 +383,7 @@ export class RemoteNetwork implements Network {
     this.closed = true;
     this.backoff.close(new NetworkClosedError("network closed"));
     for (const end of [...this.inFlight]) end(ABORTED_BY_CLOSE);
-    this.agent.destroy(); // its idle sockets (R2)
+    for (const agent of this.agents.values()) agent.destroy(); // their idle sockets (R2)
     for (const subscription of this.subscriptions) subscription.stop();
     this.subscriptions.clear();
   }
@@ -368,7 +406,7 @@ export class RemoteNetwork implements Network {
   private async attempt(kind: string, corrId: string, body: Buffer): Promise<Attempt> {
     const reply = await this.exchange(body);
     return "reason" in reply
-      ? { kind: "retry", reason: reply.reason }
+      ? { kind: "retry", reason: reply.reason, failover: reply.failover === true }
       : readAnswer({ kind, corrId, ...reply });
   }
 
@@ -417,13 +455,49 @@ export class RemoteNetwork implements Network {
     }
   }
 
+  /** The server of the next POST (R5). */
+  private pick(): Server {
+    const servers = this.servers;
+    if (servers.length === 1) return servers[0] as Server;
+    const now = this.now();
+    let chosen = this.turn;
+    for (let step = 0; step < servers.length; step++) {
+      const index = (this.turn + step) % servers.length;
+      if ((servers[index] as Server).coolingUntil <= now) {
+        chosen = index;
+        break;
+      }
+    }
+    this.turn = (chosen + 1) % servers.length;
+    return servers[chosen] as Server;
+  }
+
   /** One POST, its answer read in full, within `requestTimeoutMs`. Never throws (nor rejects). */
   private exchange(body: Buffer): Promise<Exchanged> {
+    const server = this.pick();
+    const reply = this.exchangeWith(server, body);
+    return this.servers.length === 1 ? reply : reply.then((outcome) => this.noteOutcome(server, outcome));
+  }
+
+  /** Starts or ends `server`'s cool-down after a POST to it (R5). */
+  private noteOutcome(server: Server, outcome: Exchanged): Exchanged {
+    if (!("reason" in outcome)) {
+      server.failures = 0;
+      server.coolingUntil = 0;
+      return outcome;
+    }
+    if (outcome.reason === ABORTED_BY_CLOSE) return outcome;
+    server.failures += 1;
+    server.coolingUntil = this.now() + this.backoff.delayMs(this.reconnect, server.failures);
+    return { ...outcome, failover: true };
+  }
+
+  private exchangeWith(server: Server, body: Buffer): Promise<Exchanged> {
     let request: ClientRequest;
     try {
-      request = this.post({
-        ...this.postOptions,
-        headers: [...this.postHeaders, "content-length", String(body.length)],
+      request = server.post({
+        ...server.postOptions,
+        headers: [...server.postHeaders, "content-length", String(body.length)],
       });
     } catch (error) {
       // A header Node refuses (a token with a newline) fails the attempt, as it failed fetch.
@@ -472,6 +546,38 @@ export class RemoteNetwork implements Network {
 }
 
 const ABORTED_BY_CLOSE = "aborted by close()";
+
+/** One server of `url`: how to post to it and read its poll stream, and its cool-down (R5). */
+interface Server {
+  post: typeof httpRequest;
+  /** Where and how each envelope is posted; only `content-length` varies. */
+  postOptions: RequestOptions;
+  /**
+   * The headers as a flat name/value list, which Node writes as given (still
+   * validated) rather than through `setHeader` one by one; `host` included, as
+   * Node adds it only to headers given as an object.
+   */
+  postHeaders: readonly string[];
+  pollUrl: string;
+  /** POSTs in a row that got no answer. */
+  failures: number;
+  /** Passed over until then (`now()`), unless every server is. */
+  coolingUntil: number;
+}
+
+/** `url` (named `field` in errors) as an http(s) URL. */
+function parseServerUrl(url: unknown, field: string): { url: string; parsed: URL } {
+  let parsed: URL;
+  try {
+    if (typeof url !== "string") throw new TypeError();
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`${field}: not a URL: ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    throw new TypeError(`${field}: expected http:// or https://, got ${JSON.stringify(url)}`);
+  return { url, parsed };
+}
 
 function closedWhileRetrying(kind: string, lastFailure: string): NetworkClosedError {
   return new NetworkClosedError(`network closed while retrying ${kind} (last failure: ${lastFailure})`);
@@ -603,7 +709,10 @@ function oneLine(text: string): string {
 // The poll stream
 
 interface PollSubscriptionOptions {
-  url: string;
+  /** The stream at each server; a failed or ended connection moves on to the next (R5). */
+  urls: readonly string[];
+  /** The index in `urls` of the first connection's. */
+  first: number;
   headers: Record<string, string>;
   timers: Timers;
   backoff: Backoff;
@@ -617,8 +726,12 @@ class PollSubscription {
   private controller: AbortController | undefined;
   /** Failed connections in a row; reset once a connection opens. */
   private failures = 0;
+  /** The index in `urls` of the next connection's. */
+  private next: number;
 
-  constructor(private readonly options: PollSubscriptionOptions) {}
+  constructor(private readonly options: PollSubscriptionOptions) {
+    this.next = options.first;
+  }
 
   start(): void {
     void this.run();
@@ -647,8 +760,11 @@ class PollSubscription {
   private async connectOnce(): Promise<void> {
     const controller = new AbortController();
     this.controller = controller;
+    const urls = this.options.urls;
+    const url = urls[this.next % urls.length] as string;
+    this.next = (this.next + 1) % urls.length;
     try {
-      const response = await fetch(this.options.url, {
+      const response = await fetch(url, {
         headers: this.options.headers,
         signal: controller.signal,
       });

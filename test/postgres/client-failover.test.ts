@@ -1,0 +1,111 @@
+/**
+ * A Pledge client given every replica's URL, with no load balancer in front
+ * (issue 5; the remote network's R5): its requests go round-robin over two
+ * `pledge serve` processes on one PostgreSQL schema, and when one is SIGKILLed
+ * mid-load the executions in flight finish through the other. The lease outlasts
+ * the test, so they cannot have finished by waiting for it to lapse: the client
+ * moved on by itself.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Context, Pledge } from "../../src/index.js";
+import { dropSchema, freshSchema, POSTGRES_URL, requirePostgres } from "../differential/postgres.js";
+import {
+  CLI,
+  diagnostics,
+  freePort,
+  killAll,
+  type Proc,
+  requireBuild,
+  sleep,
+  spawnNode,
+  uid,
+  withDiagnostics,
+} from "../sdk-process/harness.js";
+
+const STEPS = 6;
+const EXECUTIONS = 12;
+
+const mix = (accumulator: number, index: number) => (accumulator * 31 + index * index) % 1_000_003;
+
+function expected(seed: number): number {
+  let accumulator = seed;
+  for (let index = 1; index <= STEPS; index += 1) accumulator = mix(accumulator, index);
+  return accumulator;
+}
+
+async function health(url: string, proc: Proc): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (proc.exitInfo) throw new Error(`${proc.name} exited: ${JSON.stringify(proc.exitInfo)}`);
+    try {
+      if ((await fetch(`${url}/health`)).status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  throw new Error(`${proc.name} did not answer GET /health within 20 s`);
+}
+
+if (requirePostgres("a client over several replicas")) {
+  describe("a client given every replica's URL", () => {
+    const schema = freshSchema("pledge_failover");
+    const replicas: { url: string; proc: Proc }[] = [];
+
+    beforeAll(async () => {
+      requireBuild();
+      for (const index of [0, 1]) {
+        const port = await freePort();
+        const proc = spawnNode(`replica ${index}`, CLI, [
+          "serve",
+          "--port",
+          String(port),
+          "--store",
+          `${POSTGRES_URL}?schema=${schema}`,
+          "--log-level",
+          "warn",
+        ]);
+        replicas.push({ url: `http://127.0.0.1:${port}`, proc });
+      }
+      await withDiagnostics(Promise.all(replicas.map(({ url, proc }) => health(url, proc))));
+    }, 30_000);
+
+    afterAll(async () => {
+      await killAll();
+      await dropSchema(schema);
+    });
+
+    it("finishes every execution through the surviving replica when the other is SIGKILLed mid-load", async () => {
+      const [first, second] = replicas as [(typeof replicas)[0], (typeof replicas)[0]];
+      const pledge = new Pledge({ url: [first.url, second.url], group: uid("failover"), ttl: 120_000 });
+      let stepsRun = 0;
+      const step = async (_ctx: Context, index: number, accumulator: number) => {
+        await sleep(40);
+        stepsRun += 1;
+        return mix(accumulator, index);
+      };
+      pledge.register("steps", async (ctx: Context, seed: number) => {
+        let accumulator = seed;
+        for (let index = 1; index <= STEPS; index += 1) accumulator = await ctx.run(step, index, accumulator);
+        return accumulator;
+      });
+      const prefix = uid("run");
+      try {
+        const runs = Array.from({ length: EXECUTIONS }, (_, seed) =>
+          pledge.run<number>(`${prefix}-${seed}`, "steps", seed),
+        );
+        while (stepsRun < EXECUTIONS * 2) await sleep(10);
+        await first.proc.kill("SIGKILL");
+        const killedAfter = stepsRun;
+        const results = await withDiagnostics(Promise.all(runs));
+        expect(results).toEqual(Array.from({ length: EXECUTIONS }, (_, seed) => expected(seed)));
+        expect(killedAfter, diagnostics()).toBeLessThan(EXECUTIONS * STEPS); // the kill came mid-load
+        // And the client goes on working, past the dead replica, for a new execution.
+        expect(await pledge.run<number>(`${prefix}-after`, "steps", 99)).toBe(expected(99));
+        expect(second.proc.exitInfo).toBeUndefined();
+      } finally {
+        await pledge.stop();
+      }
+    }, 60_000);
+  });
+}
