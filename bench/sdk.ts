@@ -7,19 +7,24 @@
  *  - `--mode embedded`: one `new Pledge({ store })` in this process.
  *  - `--mode remote` (default): `--replicas` `pledge serve` processes (the built
  *    CLI, dist/) on one store, and `--workers` worker processes (default one;
- *    support/sdk-worker.ts). Closed loop i (of `--concurrency`) runs in worker
- *    i mod workers against replica i mod replicas: with as many workers as
- *    replicas, each worker talks to one; with one worker, its loops are spread
- *    evenly over all of them, as clients behind a load balancer would be (one
- *    Pledge client per replica). More than one replica needs PostgreSQL. (One
- *    worker process by default, whatever the replicas: the requests of one turn
- *    of its event loop share one POST per replica, ADR 0006, and on 2 cores every
- *    further process only competes with the servers; so between `--replicas 1`
- *    and `--replicas 3` only the replicas, and the worker's client per replica,
- *    differ.) `--replicas 1,3` measures both, their runs interleaved (1, 3, 1,
- *    3, …), and reports each against the first as the median of the rounds'
- *    ratios: on a machine whose speed drifts over minutes, medians measured one
- *    after the other compare two different machines.
+ *    support/sdk-worker.ts); closed loop i (of `--concurrency`) runs in worker
+ *    i mod workers. More than one replica needs PostgreSQL. How the workers'
+ *    requests reach the replicas (`--balance`):
+ *     - `request` (default): each worker has one Pledge client given every
+ *       replica's URL, which posts each turn's requests to the next replica in
+ *       turn (as a load balancer routing each request would; worker w starts at
+ *       replica w).
+ *     - `loop`: loop i runs against replica i mod replicas, through one Pledge
+ *       client per replica in its worker: each turn's requests split into one
+ *       POST per replica, so each replica's group commit gets a third of them.
+ *    (One worker process by default, whatever the replicas: the requests of one
+ *    turn of its event loop share a POST, ADR 0006, and on 2 cores every further
+ *    process only competes with the servers; so between `--replicas 1` and
+ *    `--replicas 3` only the replicas differ.) `--replicas 1,3` measures both,
+ *    their runs interleaved (1, 3, 1, 3, …), and reports each against the first
+ *    as the median of the rounds' ratios: on a machine whose speed drifts over
+ *    minutes, medians measured one after the other compare two different
+ *    machines.
  *
  * steps/s counts `ctx.run` bodies run inside the measured window (each runs once
  * and is then recorded), so a slow store still shows a figure in a short window.
@@ -36,7 +41,7 @@
  *
  * Flags: --store sqlite|sqlite:<new path>|memory|postgres://… (default sqlite) ·
  * --mode remote|embedded · --concurrency n (16) · --replicas n[,n…] (1) · --workers n
- * (1) · --sync full|normal (SQLite, remote; embedded is always full) ·
+ * (1) · --balance request|loop (request) · --sync full|normal (SQLite, remote; embedded is always full) ·
  * --duration s (5) · --warmup s (5) · --runs n (3).
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
@@ -68,6 +73,7 @@ interface Settings {
   /** Replica counts to measure; several: their runs interleaved, each round one of each. */
   replicas: number[];
   workers: number;
+  balance: "request" | "loop";
   sync: "full" | "normal";
   durationMs: number;
   warmupMs: number;
@@ -86,6 +92,7 @@ function parseSettings(argv: string[]): Settings {
       concurrency: { type: "string", default: "16" },
       replicas: { type: "string", default: "1" },
       workers: { type: "string", default: "1" },
+      balance: { type: "string", default: "request" },
       sync: { type: "string", default: "full" },
       duration: { type: "string", default: "5" },
       warmup: { type: "string", default: "5" },
@@ -110,6 +117,8 @@ function parseSettings(argv: string[]): Settings {
   }
   if (values.mode !== "embedded" && values.mode !== "remote")
     usage(`--mode: expected embedded or remote, got ${JSON.stringify(values.mode)}`);
+  if (values.balance !== "request" && values.balance !== "loop")
+    usage(`--balance: expected request or loop, got ${JSON.stringify(values.balance)}`);
   if (values.sync !== "full" && values.sync !== "normal")
     usage(`--sync: expected full or normal, got ${JSON.stringify(values.sync)}`);
   const replicas = values.replicas.split(",").map((count) => positive("replicas", count.trim(), true));
@@ -126,6 +135,7 @@ function parseSettings(argv: string[]): Settings {
     concurrency: positive("concurrency", values.concurrency, true),
     replicas,
     workers: positive("workers", values.workers, true),
+    balance: values.balance,
     sync: values.sync,
     durationMs: positive("duration", values.duration, false) * 1000,
     warmupMs: Math.max(0, Number(values.warmup)) * 1000,
@@ -194,7 +204,7 @@ function profileArgs(role: string): string[] {
   return dir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", path.join(dir, role)];
 }
 
-function startWorker(loops: string[], prefix: string): ChildProcess {
+function startWorker(loops: string[][], prefix: string): ChildProcess {
   return fork(WORKER, [JSON.stringify({ loops, prefix })], {
     execArgv: ["--import", "tsx", ...profileArgs("worker")],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -241,15 +251,25 @@ interface RunFigures {
   cpu: CpuUse;
 }
 
-/** The replica of each closed loop of each worker: loop i in worker i mod workers, on replica i mod replicas. */
+/**
+ * The replica URLs of each closed loop's client, per worker: loop i in worker i mod
+ * workers; with `request` balancing every replica, from replica w for worker w; with
+ * `loop` balancing replica i mod replicas alone.
+ */
 function loopsByWorker(
   concurrency: number,
   workers: number,
+  balance: Settings["balance"],
   replicas: readonly { url: string }[],
-): string[][] {
-  const byWorker: string[][] = Array.from({ length: Math.min(workers, concurrency) }, () => []);
-  for (let loop = 0; loop < concurrency; loop += 1)
-    byWorker[loop % byWorker.length]?.push((replicas[loop % replicas.length] as { url: string }).url);
+): string[][][] {
+  const urls = replicas.map((replica) => replica.url);
+  const byWorker: string[][][] = Array.from({ length: Math.min(workers, concurrency) }, () => []);
+  for (let loop = 0; loop < concurrency; loop += 1) {
+    const worker = loop % byWorker.length;
+    const first = balance === "request" ? worker % urls.length : loop % urls.length;
+    const rotated = [...urls.slice(first), ...urls.slice(0, first)];
+    byWorker[worker]?.push(balance === "request" ? rotated : rotated.slice(0, 1));
+  }
   return byWorker;
 }
 
@@ -301,7 +321,7 @@ async function oneRun(
       // Started one after another: the first migrates the new store, the others find it current.
       for (let index = 0; index < replicaCount; index += 1)
         replicas.push(await startReplica(storeUrl, settings.sync));
-      const assigned = loopsByWorker(settings.concurrency, settings.workers, replicas);
+      const assigned = loopsByWorker(settings.concurrency, settings.workers, settings.balance, replicas);
       for (const [index, loops] of assigned.entries()) {
         const worker = startWorker(loops, `run${run}-w${index}`);
         workers.push(worker);
@@ -447,7 +467,7 @@ async function main(): Promise<void> {
     `node ${environment.node} · ${environment.cores} cores (${environment.cpu}) · ${environment.platform} · load ${environment.loadAverage.join(" ")}`,
   );
   out.push(
-    `store ${describeStore(settings)} · SQLite PRAGMA synchronous = ${synchronous} · mode ${settings.mode}${remote ? ` · ${settings.replicas.map(replicaLabel).join(", then ")} (pledge serve processes) · ${workers} worker process${workers === 1 ? "" : "es"}; loop i in worker i mod workers, on replica i mod replicas` : " (one Pledge instance in this process)"}`,
+    `store ${describeStore(settings)} · SQLite PRAGMA synchronous = ${synchronous} · mode ${settings.mode}${remote ? ` · ${settings.replicas.map(replicaLabel).join(", then ")} (pledge serve processes) · ${workers} worker process${workers === 1 ? "" : "es"}, loop i in worker i mod workers; ${settings.balance === "request" ? "one client per worker, each turn's POST to the next replica (--balance request)" : "loop i on replica i mod replicas, a client per replica (--balance loop)"}` : " (one Pledge instance in this process)"}`,
   );
   out.push(
     `workload: a durable function of ${STEPS} ctx.run steps, ${settings.concurrency} executions in flight; steps/s = step bodies run in the window; CPU ms/step = CPU of servers, workers and PostgreSQL per step; each figure the median of ${settings.runs} runs${settings.replicas.length > 1 ? " (the replica counts' runs interleaved)" : ""}, ${settings.durationMs / 1000} s measured after ${settings.warmupMs / 1000} s warm-up, new store and processes per run`,

@@ -1,10 +1,11 @@
 /**
  * One remote worker of `npm run bench:sdk --mode remote` (bench/sdk.ts): one
- * Pledge client per server replica its loops are on, running sdk-load.ts's closed
- * loops when the parent says so and answering its figures over IPC.
+ * Pledge client per list of replica URLs its loops are given (bench/sdk.ts,
+ * `--balance`), running sdk-load.ts's closed loops when the parent says so and
+ * answering its figures over IPC.
  *
- * argv[2]: JSON `{ loops, prefix }`, `loops` the replica URL of each closed loop. Messages: ready → (run) → result
- * | failed; then (close) → closed.
+ * argv[2]: JSON `{ loops, prefix }`, `loops` the replica URLs of each closed loop's
+ * client. Messages: ready → (run) → result | failed; then (close) → closed.
  */
 import { Pledge } from "../../src/index.js";
 import { type LoadResult, type LoadWindow, register, runLoad } from "./sdk-load.js";
@@ -17,12 +18,18 @@ export type WorkerMessage =
 
 export type WorkerCommand = ({ type: "run" } & LoadWindow) | { type: "close" };
 
-const settings = JSON.parse(process.argv[2] ?? "{}") as { loops: string[]; prefix: string };
-const clients = new Map(
-  [...new Set(settings.loops)].map((url) => [url, new Pledge({ url, group: "bench", concurrency: 1024 })]),
-);
-for (const pledge of clients.values()) register(pledge);
-const loops = settings.loops.map((url) => clients.get(url) as Pledge);
+const settings = JSON.parse(process.argv[2] ?? "{}") as { loops: string[][]; prefix: string };
+const clients = new Map<string, Pledge>();
+const loops = settings.loops.map((urls) => {
+  const key = urls.join(" ");
+  let pledge = clients.get(key);
+  if (pledge === undefined) {
+    pledge = new Pledge({ url: urls, group: "bench", concurrency: 1024 });
+    register(pledge);
+    clients.set(key, pledge);
+  }
+  return pledge;
+});
 
 function send(message: WorkerMessage): void {
   process.send?.(message);
