@@ -6,7 +6,7 @@
  *
  *  - `--mode embedded`: one `new Pledge({ store })` in this process.
  *  - `--mode remote` (default): `--replicas` `pledge serve` processes (the built
- *    CLI, dist/) on one store, and `--workers` worker processes (default one;
+ *    CLI, dist/) on one store, and `--workers` worker processes (default two;
  *    support/sdk-worker.ts); closed loop i (of `--concurrency`) runs in worker
  *    i mod workers. More than one replica needs PostgreSQL. How the workers'
  *    requests reach the replicas (`--balance`):
@@ -17,14 +17,17 @@
  *     - `loop`: loop i runs against replica i mod replicas, through one Pledge
  *       client per replica in its worker: each turn's requests split into one
  *       POST per replica, so each replica's group commit gets a third of them.
- *    (One worker process by default, whatever the replicas: the requests of one
- *    turn of its event loop share a POST, ADR 0006, and on 2 cores every further
- *    process only competes with the servers; so between `--replicas 1` and
- *    `--replicas 3` only the replicas differ.) `--replicas 1,3` measures both,
- *    their runs interleaved (1, 3, 1, 3, …), and reports each against the first
- *    as the median of the rounds' ratios: on a machine whose speed drifts over
- *    minutes, medians measured one after the other compare two different
- *    machines.
+ *    (Two worker processes by default, whatever the replicas, so that between
+ *    `--replicas 1` and `--replicas 3` only the replicas differ. Two rather than
+ *    one: the requests of one turn of a worker's event loop share a POST (ADR
+ *    0006), so one worker's 16 loops move as one cohort, one POST at a time, and
+ *    with request balancing three replicas then only take turns, each going cold
+ *    between its turns. Measured on 2 cores, one replica ran as fast with two
+ *    workers as with one, and three replicas matched it with two, not with one.)
+ *    `--replicas 1,3` measures both, their runs interleaved (1, 3, 1, 3, …), and
+ *    reports each against the first as the median of the rounds' ratios: on a
+ *    machine whose speed drifts over minutes, medians measured one after the
+ *    other compare two different machines.
  *
  * steps/s counts `ctx.run` bodies run inside the measured window (each runs once
  * and is then recorded), so a slow store still shows a figure in a short window.
@@ -41,7 +44,7 @@
  *
  * Flags: --store sqlite|sqlite:<new path>|memory|postgres://… (default sqlite) ·
  * --mode remote|embedded · --concurrency n (16) · --replicas n[,n…] (1) · --workers n
- * (1) · --balance request|loop (request) · --sync full|normal (SQLite, remote; embedded is always full) ·
+ * (2) · --balance request|loop (request) · --sync full|normal (SQLite, remote; embedded is always full) ·
  * --duration s (5) · --warmup s (5) · --runs n (3).
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
@@ -91,7 +94,7 @@ function parseSettings(argv: string[]): Settings {
       mode: { type: "string", default: "remote" },
       concurrency: { type: "string", default: "16" },
       replicas: { type: "string", default: "1" },
-      workers: { type: "string", default: "1" },
+      workers: { type: "string", default: "2" },
       balance: { type: "string", default: "request" },
       sync: { type: "string", default: "full" },
       duration: { type: "string", default: "5" },
