@@ -33,6 +33,15 @@ function expected(seed: number): number {
   return accumulator;
 }
 
+/** Protocol requests a server has answered (`pledge_requests_total`, every kind and status). */
+async function requestsAnswered(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split("\n"))
+    if (line.startsWith("pledge_requests_total{")) total += Number(line.slice(line.lastIndexOf(" ") + 1));
+  return total;
+}
+
 async function health(url: string, proc: Proc): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
@@ -94,7 +103,14 @@ if (requirePostgres("a client over several replicas")) {
         const runs = Array.from({ length: EXECUTIONS }, (_, seed) =>
           pledge.run<number>(`${prefix}-${seed}`, "steps", seed),
         );
-        while (stepsRun < EXECUTIONS * 2) await sleep(10);
+        const deadline = Date.now() + 20_000;
+        while (stepsRun < EXECUTIONS * 2) {
+          if (Date.now() > deadline) throw new Error(`only ${stepsRun} steps ran in 20 s\n${diagnostics()}`);
+          await sleep(10);
+        }
+        // Both replicas took this client's requests before one of them died.
+        expect(await requestsAnswered(first.url)).toBeGreaterThan(EXECUTIONS);
+        expect(await requestsAnswered(second.url)).toBeGreaterThan(EXECUTIONS);
         await first.proc.kill("SIGKILL");
         const killedAfter = stepsRun;
         const results = await withDiagnostics(Promise.all(runs));

@@ -8,11 +8,12 @@
  * `url` may list several servers: replicas of one server on one store, each of
  * which takes any request (PostgreSQL). POSTs then go round-robin, one server
  * per POST, as a load balancer in front of the replicas would route them; the
- * poll stream holds one connection and moves to the next server when it fails.
- * A server whose connection failed is passed over until a cool-down has passed
- * (1 s, doubling to 30 s while it keeps failing), and a request that met it is
- * tried again at once on the next server: a replica that died costs the
- * requests in flight to it one more attempt each, not a backoff.
+ * poll stream holds one connection and moves to the next server when that
+ * connection fails or ends. A server that gave no answer is passed over until
+ * a cool-down has passed (the reconnect policy: 0.5–1 s, doubling up to 15–30 s
+ * while it keeps failing), and a request that met it is tried again at once on
+ * the next server: a replica that died costs the requests in flight to it one
+ * more attempt each, not a backoff.
  *
  * Envelopes go through `node:http(s)` over a keep-alive agent of this network's
  * own, not `fetch`: a step costs a few round trips, and fetch's web-stream
@@ -55,11 +56,13 @@
  *      many slots fails every request of the batch, and each is retried alone at
  *      once (the fault may be the batch's), then with the usual backoff.
  *  R5  With several servers, each POST goes to the next in turn that is not
- *      cooling down (all cooling: the next in turn anyway). A POST that got no
- *      answer (refused, reset, cut off, timed out) starts its server's cool-down,
- *      and its requests are tried again at once, on another server, as many times
- *      in a row as there are other servers; then with the usual backoff. Any
- *      answer, whatever its status, ends the server's cool-down.
+ *      cooling down (all cooling: the one whose cool-down ends first). A POST
+ *      that got no answer (refused, reset, cut off, timed out) starts its
+ *      server's cool-down unless one is running (the requests in flight to a
+ *      dead server count as one failure, not as many), and each of its requests
+ *      is tried again at once, alone, up to once per other server between two
+ *      waits of the usual backoff. Any answer, whatever its status, ends the
+ *      server's cool-down. A URL listed twice is refused.
  */
 import {
   type ClientRequest,
@@ -272,7 +275,7 @@ export class RemoteNetwork implements Network {
   private readonly servers: readonly Server[];
   /** The next server's index in `servers` (R5). */
   private turn = 0;
-  /** Keep-alive agents, one per scheme in use. */
+  /** Keep-alive agents, one per scheme in use (an https agent cannot carry http, nor the reverse). */
   private readonly agents = new Map<string, HttpAgent>();
   /** Ends each request in flight, giving the reason its attempt reports. */
   private readonly inFlight = new Set<(reason: string) => void>();
@@ -291,6 +294,13 @@ export class RemoteNetwork implements Network {
       );
     const field = (index: number) => (typeof options.url === "string" ? "url" : `url[${index}]`);
     const parsed = urls.map((url, index) => parseServerUrl(url, field(index)));
+    parsed.forEach(({ parsed: { href } }, index) => {
+      const earlier = parsed.findIndex((other) => other.parsed.href === href);
+      if (earlier < index)
+        throw new TypeError(
+          `${field(index)}: ${JSON.stringify(href)} is listed twice (also url[${earlier}])`,
+        );
+    });
     this.unicast = `poll://uni@${options.group}/${options.pid}`;
     this.anycast = `poll://any@${options.group}/${options.pid}`;
     this.token = options.token === "" ? undefined : options.token;
@@ -335,7 +345,9 @@ export class RemoteNetwork implements Network {
     const corrId = this.newId();
     const text = JSON.stringify(toEnvelope(request, corrId, this.token));
     let lastFailure = "none";
+    /** Attempts on another server since the last backoff wait, and the waits so far (R5). */
     let failovers = 0;
+    let waits = 0;
     for (let attempt = 1; ; attempt++) {
       // A first attempt joins this turn's batch where the server takes batches (R4); retries go alone.
       const outcome =
@@ -352,11 +364,13 @@ export class RemoteNetwork implements Network {
         failovers += 1;
         continue;
       }
+      waits += 1;
       try {
-        await this.backoff.wait(this.backoff.delayMs(this.retry, attempt));
+        await this.backoff.wait(this.backoff.delayMs(this.retry, waits));
       } catch {
         throw closedWhileRetrying(request.kind, lastFailure);
       }
+      failovers = 0;
     }
   }
 
@@ -364,7 +378,7 @@ export class RemoteNetwork implements Network {
     if (this.closed) return () => {};
     const subscription = new PollSubscription({
       urls: this.servers.map((server) => server.pollUrl),
-      first: Math.floor(this.random() * this.servers.length),
+      first: this.servers.length === 1 ? 0 : Math.floor(this.random() * this.servers.length),
       headers: this.headers({ accept: "text/event-stream" }),
       timers: this.timers,
       backoff: new Backoff(this.timers, this.random),
@@ -440,15 +454,18 @@ export class RemoteNetwork implements Network {
           request.resolve(
             answer !== undefined
               ? sortAnswer({ kind: request.kind, corrId: request.corrId, httpStatus: 200, json: answer })
-              : {
-                  kind: "retry",
-                  // Tried again alone at once: the fault may be the batch's (too large, not understood).
-                  now: true,
-                  reason:
-                    "reason" in reply
-                      ? reply.reason
-                      : `HTTP ${reply.httpStatus}: not an array of ${part.length} answers to the batch: ${oneLine(reply.text) || "(empty body)"}`,
-                },
+              : "reason" in reply && reply.failover === true
+                ? // No answer from this server: another may answer at once (R5).
+                  { kind: "retry", failover: true, reason: reply.reason }
+                : {
+                    kind: "retry",
+                    // Tried again alone at once: the fault may be the batch's (too large, not understood).
+                    now: true,
+                    reason:
+                      "reason" in reply
+                        ? reply.reason
+                        : `HTTP ${reply.httpStatus}: not an array of ${part.length} answers to the batch: ${oneLine(reply.text) || "(empty body)"}`,
+                  },
           );
         }
       });
@@ -460,14 +477,15 @@ export class RemoteNetwork implements Network {
     const servers = this.servers;
     if (servers.length === 1) return servers[0] as Server;
     const now = this.now();
-    let chosen = this.turn;
-    for (let step = 0; step < servers.length; step++) {
+    let chosen = -1;
+    let soonest = this.turn;
+    for (let step = 0; step < servers.length && chosen < 0; step++) {
       const index = (this.turn + step) % servers.length;
-      if ((servers[index] as Server).coolingUntil <= now) {
-        chosen = index;
-        break;
-      }
+      const coolingUntil = (servers[index] as Server).coolingUntil;
+      if (coolingUntil <= now) chosen = index;
+      else if (coolingUntil < (servers[soonest] as Server).coolingUntil) soonest = index;
     }
+    if (chosen < 0) chosen = soonest;
     this.turn = (chosen + 1) % servers.length;
     return servers[chosen] as Server;
   }
@@ -487,8 +505,11 @@ export class RemoteNetwork implements Network {
       return outcome;
     }
     if (outcome.reason === ABORTED_BY_CLOSE) return outcome;
-    server.failures += 1;
-    server.coolingUntil = this.now() + this.backoff.delayMs(this.reconnect, server.failures);
+    const now = this.now();
+    if (server.coolingUntil <= now) {
+      server.failures += 1;
+      server.coolingUntil = now + this.backoff.delayMs(this.reconnect, server.failures);
+    }
     return { ...outcome, failover: true };
   }
 
@@ -709,7 +730,7 @@ function oneLine(text: string): string {
 // The poll stream
 
 interface PollSubscriptionOptions {
-  /** The stream at each server; a failed or ended connection moves on to the next (R5). */
+  /** The stream at each server; a connection that fails or ends moves on to the next (R5). */
   urls: readonly string[];
   /** The index in `urls` of the first connection's. */
   first: number;
