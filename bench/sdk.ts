@@ -13,10 +13,10 @@
  *     - `request` (default): each worker has one Pledge client given every
  *       replica's URL, which posts each turn's requests to the next replica in
  *       turn (as a load balancer routing each request would; worker w starts at
- *       replica w).
+ *       replica w mod replicas).
  *     - `loop`: loop i runs against replica i mod replicas, through one Pledge
  *       client per replica in its worker: each turn's requests split into one
- *       POST per replica, so each replica's group commit gets a third of them.
+ *       POST per replica, so each replica's group commit gets 1/replicas of them.
  *    (Two worker processes by default, whatever the replicas, so that between
  *    `--replicas 1` and `--replicas 3` only the replicas differ. Two rather than
  *    one: the requests of one turn of a worker's event loop share a POST (ADR
