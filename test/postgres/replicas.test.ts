@@ -18,12 +18,10 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dropSchema, freshSchema, POSTGRES_URL, requirePostgres } from "../differential/postgres.js";
+import { dropSchema, freshSchema, requirePostgres } from "../differential/postgres.js";
 import {
-  CLI,
   decodeData,
   diagnostics,
-  freePort,
   killAll,
   type Proc,
   protocol as protocolOnce,
@@ -34,6 +32,7 @@ import {
   tempDir,
   withDiagnostics,
 } from "../sdk-process/harness.js";
+import { healthy, type Served, servePostgres } from "./serve.js";
 
 const WORKER = resolve(import.meta.dirname, "workers/worker.mjs");
 const GROUP = "w";
@@ -58,10 +57,7 @@ async function protocol(url: string, kind: string, data: unknown): ReturnType<ty
   }
 }
 
-interface Replica {
-  proc: Proc;
-  url: string;
-}
+type Replica = Served;
 
 /** The step each worker computes: `(acc * 31 + i * i) mod 1_000_003`. */
 function expectedResult(n: number): { n: number; acc: number } {
@@ -91,21 +87,6 @@ function journal(dir: string, id: string): Start[] {
     });
 }
 
-async function health(replica: Replica, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (replica.proc.exitInfo)
-      throw new Error(`${replica.proc.name} exited: ${JSON.stringify(replica.proc.exitInfo)}`);
-    try {
-      if ((await fetch(`${replica.url}/health`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(50);
-  }
-  throw new Error(`${replica.proc.name} did not answer GET /health within ${timeoutMs} ms`);
-}
-
 async function createRoot(url: string, id: string, n: number): Promise<{ status: number; data: unknown }> {
   const answer = await protocol(url, "promise.create", {
     id,
@@ -128,31 +109,19 @@ async function createRoot(url: string, id: string, n: number): Promise<{ status:
 
 if (requirePostgres("three replicas over one database")) {
   const schema = freshSchema("pledge_replicas");
-  const storeUrl = `${POSTGRES_URL}?schema=${schema}`;
   const replicas: Replica[] = [];
   let dir = "";
 
   beforeAll(async () => {
     requireBuild();
     dir = tempDir("pledge-replicas-");
-    const ports = [await freePort(), await freePort(), await freePort()];
     // All three at once: they migrate the fresh schema together.
-    for (const [i, port] of ports.entries())
-      replicas.push({
-        url: `http://127.0.0.1:${port}`,
-        proc: spawnNode(`replica ${i}`, CLI, [
-          "serve",
-          "--port",
-          String(port),
-          "--store",
-          storeUrl,
-          "--retry-timeout",
-          "1s",
-          "--log-level",
-          "warn",
-        ]),
-      });
-    await withDiagnostics(Promise.all(replicas.map((r) => health(r, 20_000))));
+    replicas.push(
+      ...(await Promise.all(
+        [0, 1, 2].map((i) => servePostgres(`replica ${i}`, schema, ["--retry-timeout", "1s"])),
+      )),
+    );
+    await withDiagnostics(Promise.all(replicas.map((r) => healthy(r))));
   }, 30_000);
 
   afterAll(async () => {

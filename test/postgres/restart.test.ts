@@ -20,17 +20,9 @@
 import { execFile, spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dropSchema, freshSchema, POSTGRES_URL, requirePostgres } from "../differential/postgres.js";
-import {
-  CLI,
-  freePort,
-  killAll,
-  type Proc,
-  requireBuild,
-  sleep,
-  spawnNode,
-  withDiagnostics,
-} from "../sdk-process/harness.js";
+import { dropSchema, freshSchema, requirePostgres } from "../differential/postgres.js";
+import { killAll, type Proc, requireBuild, sleep, withDiagnostics } from "../sdk-process/harness.js";
+import { healthy, servePostgres } from "./serve.js";
 
 const CLIENTS = 6;
 const LOAD_BEFORE_MS = 1000;
@@ -118,31 +110,10 @@ if (refusal !== undefined) {
 
   beforeAll(async () => {
     requireBuild();
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    server = spawnNode("serve", CLI, [
-      "serve",
-      "--port",
-      String(port),
-      "--store",
-      `${POSTGRES_URL}?schema=${schema}`,
-      "--log-level",
-      "warn",
-    ]);
-    const deadline = Date.now() + 20_000;
-    await withDiagnostics(
-      (async () => {
-        for (;;) {
-          try {
-            if ((await fetch(`${url}/health`)).status === 200) return;
-          } catch {
-            // not listening yet
-          }
-          if (Date.now() > deadline) throw new Error("pledge serve did not answer /health within 20 s");
-          await sleep(50);
-        }
-      })(),
-    );
+    const served = await servePostgres("serve", schema);
+    server = served.proc;
+    url = served.url;
+    await withDiagnostics(healthy(served));
   }, 30_000);
 
   afterAll(async () => {
