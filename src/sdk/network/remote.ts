@@ -580,7 +580,7 @@ interface Server {
    */
   postHeaders: readonly string[];
   pollUrl: string;
-  /** POSTs in a row that got no answer. */
+  /** Cool-downs started in a row (a failure while one runs starts none); the next one's length doubles with it. */
   failures: number;
   /** Passed over until then (`now()`), unless every server is. */
   coolingUntil: number;
