@@ -64,6 +64,7 @@ function remote(
 /** A bare HTTP server whose every request goes to `handler` with its body read. */
 async function fakeServer(
   handler: (request: IncomingMessage, body: string, response: ServerResponse) => void,
+  port = 0,
 ): Promise<string> {
   const server = createServer((request, response) => {
     let body = "";
@@ -73,7 +74,7 @@ async function fakeServer(
     });
     request.on("end", () => handler(request, body, response));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   cleanups.push(
     () =>
       new Promise<void>((resolve) => {
@@ -85,19 +86,30 @@ async function fakeServer(
 }
 
 /**
- * A server that names `batch` and answers every request, alone or in a batch, 404
- * `no <id>`; `sizes` records each POST: the batch's length, or 0 for one alone.
+ * A server (on `port`, if given) that names `batch` and answers every request,
+ * alone or in a batch, 404 `no <id>`, or `<name> has no <id>` when it has a name;
+ * `sizes` records each POST: the batch's length, or 0 for one alone (also told to `onPost`).
  */
-async function batchServer(): Promise<{ url: string; sizes: number[] }> {
+async function batchServer(
+  options: { name?: string; port?: number; onPost?: (size: number) => void } = {},
+): Promise<{
+  url: string;
+  sizes: number[];
+}> {
   const sizes: number[] = [];
+  const said = options.name === undefined ? "no" : `${options.name} has no`;
   const url = await fakeServer((_request, body, response) => {
     const json = JSON.parse(body) as unknown;
     const requests = Array.isArray(json) ? json : [json];
-    sizes.push(Array.isArray(json) ? requests.length : 0);
-    const answers = requests.map((request) => answer(JSON.stringify(request), 404, `no ${request.data.id}`));
+    const size = Array.isArray(json) ? requests.length : 0;
+    sizes.push(size);
+    options.onPost?.(size);
+    const answers = requests.map((request) =>
+      answer(JSON.stringify(request), 404, `${said} ${request.data.id}`),
+    );
     response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
     response.end(Array.isArray(json) ? `[${answers.join(",")}]` : answers[0]);
-  });
+  }, options.port);
   return { url, sizes };
 }
 
@@ -609,18 +621,10 @@ describe("remote network", () => {
 });
 
 describe("remote network over several servers (R5)", () => {
-  /** A batch-taking server that records, in `log`, `name` for every POST it answers. */
-  async function namedServer(name: string, log: string[]): Promise<string> {
-    return fakeServer((_request, body, response) => {
-      const json = JSON.parse(body) as unknown;
-      const requests = Array.isArray(json) ? json : [json];
-      log.push(Array.isArray(json) ? `${name}[${requests.length}]` : name);
-      const answers = requests.map((request) =>
-        answer(JSON.stringify(request), 404, `${name} has no ${request.data.id}`),
-      );
-      response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
-      response.end(Array.isArray(json) ? `[${answers.join(",")}]` : answers[0]);
-    });
+  /** A `batchServer` named `name` that records, in `log`, `name` for every POST it answers (`name[n]`: a batch of n). */
+  async function namedServer(name: string, log: string[], port?: number): Promise<string> {
+    const onPost = (size: number) => log.push(size === 0 ? name : `${name}[${size}]`);
+    return (await batchServer({ name, onPost, ...(port !== undefined && { port }) })).url;
   }
 
   const get = (network: Network, id: string) => network.send({ kind: "promise.get", data: { id } });
@@ -661,7 +665,7 @@ describe("remote network over several servers (R5)", () => {
     expect(log).toEqual(["B", "B", "B", "B", "B"]);
     // The cool-down over, the first server is tried again; it answers now, and takes its turns again.
     const revived: string[] = [];
-    await serveOn(deadPort, "A", revived);
+    await namedServer("A", revived, deadPort);
     now += 1_000;
     for (const id of ["4", "5", "6"]) await get(network, id);
     expect({ A: revived, B: log.slice(5) }).toEqual({ A: ["A", "A"], B: ["B"] });
@@ -718,30 +722,6 @@ describe("remote network over several servers (R5)", () => {
       'url[2]: "http://127.0.0.1:1/" is listed twice (also url[0])',
     );
   });
-
-  /** A batch-taking server on `port`, logging `name` per POST into `log`. */
-  async function serveOn(port: number, name: string, log: string[]): Promise<void> {
-    const server = createServer((request, response) => {
-      let body = "";
-      request.setEncoding("utf8");
-      request.on("data", (chunk: string) => {
-        body += chunk;
-      });
-      request.on("end", () => {
-        log.push(name);
-        response.writeHead(200, { "content-type": "application/json", "pledge-extensions": "batch" });
-        response.end(answer(body, 404, `${name} has no ${JSON.parse(body).data.id}`));
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    );
-  }
 });
 
 describe("embedded network", () => {
